@@ -1,0 +1,287 @@
+"""The command line: ``monitor [--config FILE] COMMAND``.
+
+Exit status: 0 on success, 1 when the configuration is invalid or a fatal error
+stops the command, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import __version__
+from .alerts import channel_problems, load_channel, send_test
+from .config import Config, default_config_path, load_config
+from .daemon import build, run_forever, run_once
+from .errors import ConfigError, MonitorError
+from .match import Document, compile_errors, compile_watchlist, snippet
+from .match.watchlist import WatchlistSpec
+from .store import FeedRow, create, migrate
+from .text import html_to_text
+
+__all__ = ["main"]
+
+log = logging.getLogger("monitor")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="monitor",
+        description="Watch news feeds, match watchlists, send alerts.",
+        epilog="Documentation: README.md and docs/ in the source tree.",
+    )
+    p.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="settings file (default: $MONITOR_CONFIG or config/monitor.toml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    p.add_argument("--version", action="version", version=f"monitor {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run the daemon (polls feeds, sends alerts)",
+                         description="Run the daemon in the foreground until SIGINT or "
+                         "SIGTERM. Migrates the database to the current schema first.")
+    run.add_argument("--once", action="store_true",
+                     help="poll every feed once, send every pending alert, and exit")
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check", help="validate the settings, watchlists and channel URLs",
+                           description="Validate the settings file, the watchlists and the "
+                           "feed list, and check every channel URL with apprise. Prints each "
+                           "error with its file and field; exits 1 if there is any.")
+    check.set_defaults(func=_cmd_check)
+
+    mig = sub.add_parser("migrate", help="create or upgrade the database schema",
+                         description="Apply the Alembic migrations up to the newest schema.")
+    mig.set_defaults(func=_cmd_migrate)
+
+    feeds = sub.add_parser("feeds", help="feeds and their health",
+                           description="Feeds and their fetch state.")
+    feeds_sub = feeds.add_subparsers(dest="feeds_command", metavar="ACTION", required=True)
+    fl = feeds_sub.add_parser("list", help="every feed with its status, last success and "
+                              "last error", description="List the active feeds with their "
+                              "status, last success, next check and last error.")
+    fl.add_argument("--json", action="store_true", help="print JSON for scripts")
+    fl.set_defaults(func=_cmd_feeds_list)
+
+    alerts = sub.add_parser("alerts", help="the alert outbox",
+                            description="Alerts waiting to be sent or sent already.")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
+    al = alerts_sub.add_parser("list", help="alerts still pending, with their last error",
+                               description="List the alerts not yet delivered, with the "
+                               "number of attempts and the last error.")
+    al.add_argument("--json", action="store_true", help="print JSON for scripts")
+    al.set_defaults(func=_cmd_alerts_list)
+
+    wl = sub.add_parser("watchlists", help="watchlists and rules",
+                        description="Inspect watchlists and try rules.")
+    wl_sub = wl.add_subparsers(dest="watchlists_command", metavar="ACTION", required=True)
+    wll = wl_sub.add_parser("list", help="the watchlists with their rules and actors",
+                            description="List the configured watchlists.")
+    wll.set_defaults(func=_cmd_watchlists_list)
+    wlt = wl_sub.add_parser(
+        "test", help="try a rule (or a watchlist) on text from stdin",
+        description="Match a rule, or a configured watchlist by name, against the text "
+        "read from standard input, and show which rules fired and on which words. Rules "
+        "may use the actors of the watchlist given with --watchlist.")
+    wlt.add_argument("rule", help="a rule, e.g. 'Tripoli AND NOT Lebanon', or a watchlist name")
+    wlt.add_argument("--watchlist", metavar="NAME",
+                     help="watchlist whose actors the rule may refer to (@slug)")
+    wlt.set_defaults(func=_cmd_watchlists_test)
+
+    ta = sub.add_parser("test-alert", help="send a test alert through one channel",
+                        description="Send a short test message through the named channel "
+                        "and report whether apprise accepted it.")
+    ta.add_argument("channel", help="the channel's name in the settings file")
+    ta.set_defaults(func=_cmd_test_alert)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    path: Path = args.config or default_config_path()
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    _setup_logging("DEBUG" if args.verbose else config.settings.log_level)
+    try:
+        code: int = args.func(config, args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    except MonitorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # httpx logs every request line at INFO (URLs may carry credentials); apprise's
+    # own INFO lines add nothing to ours.
+    for noisy in ("httpx", "httpcore", "apprise", "apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _cmd_run(config: Config, args: argparse.Namespace) -> int:
+    app = build(config)
+    if args.once:
+        report = asyncio.run(run_once(app))
+        print(report.summary())
+        for p in report.polls:
+            if not p.ok:
+                print(f"  feed failed: {p.feed}: {p.error}")
+        for channel, error in report.dispatch.errors.items():
+            print(f"  channel failed: {channel}: {error}")
+        return 0
+
+    async def forever() -> None:
+        await run_forever(app, asyncio.Event())
+
+    asyncio.run(forever())
+    return 0
+
+
+def _cmd_check(config: Config, args: argparse.Namespace) -> int:
+    problems = channel_problems(
+        config.path.name, ((c.name, c.url.get_secret_value()) for c in config.channels))
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    rules = sum(len(w.rules) for w in config.watchlists)
+    print(f"{config.path}: ok — {len(config.feeds)} feeds, {len(config.watchlists)} "
+          f"watchlists ({rules} rules), {len(config.channels)} channels")
+    return 0
+
+
+def _cmd_migrate(config: Config, args: argparse.Namespace) -> int:
+    before, after = migrate(create(config.settings.database.url.get_secret_value()))
+    print(f"database schema: {before or 'empty'} -> {after}" if before != after
+          else f"database schema is current ({after})")
+    return 0
+
+
+def _fmt_time(t: datetime | None) -> str:
+    return t.strftime("%Y-%m-%d %H:%M") if t else "-"
+
+
+def _cmd_feeds_list(config: Config, args: argparse.Namespace) -> int:
+    store = build(config).store
+    rows = store.feeds()
+    if args.json:
+        print(json.dumps([{
+            "url": f.url, "title": f.title, "status": _feed_status(f), "items": f.items,
+            "last_status": f.last_status, "last_success_at": _iso(f.last_success_at),
+            "next_check_at": _iso(f.next_check_at), "last_error": f.last_error,
+            "consecutive_failures": f.consecutive_failures,
+        } for f in rows], indent=2))
+        return 0
+    table = [("STATUS", "ITEMS", "LAST SUCCESS", "NEXT CHECK", "FEED", "LAST ERROR")]
+    table += [(_feed_status(f), str(f.items), _fmt_time(f.last_success_at),
+               _fmt_time(f.next_check_at), f.url, f.last_error or "") for f in rows]
+    _print_table(table)
+    return 0
+
+
+def _feed_status(f: FeedRow) -> str:
+    if f.last_checked_at is None:
+        return "new"
+    return "ok" if f.consecutive_failures == 0 else f"failing×{f.consecutive_failures}"
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _cmd_alerts_list(config: Config, args: argparse.Namespace) -> int:
+    store = build(config).store
+    pending = store.pending_alerts(None)
+    if args.json:
+        print(json.dumps([{
+            "id": a.id, "channel": a.channel, "watchlist": a.watchlist, "title": a.title,
+            "attempts": a.attempts, "last_error": a.last_error,
+            "created_at": _iso(a.created_at),
+        } for a in pending], indent=2))
+        return 0
+    if not pending:
+        print("no pending alerts")
+        return 0
+    table = [("ID", "CHANNEL", "WATCHLIST", "ATTEMPTS", "TITLE", "LAST ERROR")]
+    table += [(str(a.id), a.channel, a.watchlist, str(a.attempts), a.title[:60],
+               a.last_error or "") for a in pending]
+    _print_table(table)
+    return 0
+
+
+def _cmd_watchlists_list(config: Config, args: argparse.Namespace) -> int:
+    for w in config.watchlists:
+        print(f"{w.name}: {len(w.rules)} rules, {len(w.actors)} actors")
+        for a in w.actors:
+            aliases = ", ".join(al.text for al in a.aliases)
+            print(f"  @{a.slug}  {a.name}" + (f"  ({aliases})" if aliases else ""))
+        for i, r in enumerate(w.rules):
+            print(f"  [{i}] {r}")
+    return 0
+
+
+def _cmd_watchlists_test(config: Config, args: argparse.Namespace) -> int:
+    by_name = {w.name: w for w in config.watchlists}
+    if args.rule in by_name:
+        spec = by_name[args.rule]
+    else:
+        actors = by_name[args.watchlist].actors if args.watchlist in by_name else ()
+        if args.watchlist and args.watchlist not in by_name:
+            print(f"error: no watchlist named {args.watchlist!r}", file=sys.stderr)
+            return 1
+        spec = WatchlistSpec("rule", (args.rule,), actors)
+        errors = compile_errors(spec)
+        if errors:
+            print(f"error: {errors[0]}", file=sys.stderr)
+            return 1
+    doc = Document.of(content=html_to_text(sys.stdin.read()))
+    match = compile_watchlist(spec).match(doc)
+    if match is None:
+        print("no match")
+        return 1
+    for r in match.rules:
+        terms = ", ".join(f"{t.text!r}@{t.start}" for t in r.terms)
+        print(f"match: [{r.index}] {r.rule}\n  terms: {terms}")
+    print(f"  snippet: {snippet(doc, match.terms).render('[', ']')}")
+    return 0
+
+
+def _cmd_test_alert(config: Config, args: argparse.Namespace) -> int:
+    names = {c.name: c for c in config.channels}
+    if args.channel not in names:
+        print(f"error: no channel named {args.channel!r} (channels: "
+              f"{', '.join(names) or 'none'})", file=sys.stderr)
+        return 1
+    channel = load_channel(args.channel, names[args.channel].url.get_secret_value())
+    error = asyncio.run(send_test(channel, datetime.now(UTC)))
+    if error is None:
+        print(f"sent a test alert to {args.channel} ({channel.display_url})")
+        return 0
+    print(f"error: {error}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

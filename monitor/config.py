@@ -1,0 +1,359 @@
+"""Configuration: the settings file (TOML), the watchlists (YAML) and the feed list (OPML).
+
+``load_config(path)`` reads all three and returns a validated ``Config``, or raises
+``ConfigError`` listing every problem found, each with its file and field
+(``monitor.toml: channel[0].url: environment variable SMTP_PASS is not set``).
+
+Secrets: channel and database URLs may hold ``${NAME}``, expanded from the
+environment. The expanded URL is kept in a ``SecretStr`` so it never shows in a repr,
+a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from . import __version__
+from .errors import ConfigError, FeedError, Problem
+from .match import ActorSpec, AliasSpec, WatchlistSpec, compile_errors, slugify
+from .opml import parse_opml
+
+__all__ = [
+    "ChannelSettings",
+    "Config",
+    "FeedSettings",
+    "Settings",
+    "default_config_path",
+    "load_config",
+    "parse_duration",
+]
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> timedelta:
+    """``"15m"``, ``"1h30m"``, ``"20s"``, ``"7d"`` or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        pos, seconds = 0, 0.0
+        for m in _DURATION_RE.finditer(text):
+            if m.start() != pos:
+                break
+            seconds += float(m.group(1)) * _UNITS[m.group(2)]
+            pos = m.end()
+        if not text or pos != len(text):
+            raise ValueError(f"{value!r} is not a duration; write e.g. '90s', '15m', '1h30m', '7d'")
+    else:
+        raise ValueError(f"{value!r} is not a duration; write e.g. '15m'")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value.strip()
+
+
+class FetchSettings(_Model):
+    default_interval: Duration = timedelta(minutes=15)
+    timeout: Duration = timedelta(seconds=20)
+    max_body_bytes: int = Field(default=10_000_000, gt=0)
+    concurrency: int = Field(default=50, ge=1, le=1000)
+    user_agent: str = f"monitor/{__version__} (news-feed watch daemon)"
+    allow_private_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+
+
+class DatabaseSettings(_Model):
+    url: SecretStr = SecretStr("sqlite:///var/monitor.db")
+
+
+class FeedSettings(_Model):
+    url: str
+    title: str | None = None
+    interval: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        return _http_url(value)
+
+
+class AlertSettings(_Model):
+    retry_after: Duration = timedelta(minutes=1)
+    """First wait before a failed alert is sent again; doubles on each failure."""
+    max_retry_after: Duration = timedelta(hours=1)
+
+
+class ChannelSettings(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    url: SecretStr
+    watchlists: list[str] = Field(min_length=1)
+    mode: Literal["instant"] = "instant"
+
+
+class Settings(_Model):
+    watchlists: str = "watchlists.yaml"
+    feeds: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    database: DatabaseSettings = DatabaseSettings()
+    fetch: FetchSettings = FetchSettings()
+    alerts: AlertSettings = AlertSettings()
+    feed: list[FeedSettings] = []
+    channel: list[ChannelSettings] = []
+
+
+# ---------------------------------------------------------------- watchlists file
+
+
+class _AliasModel(_Model):
+    text: str = Field(min_length=1)
+    case_sensitive: bool = False
+
+
+class _ActorModel(_Model):
+    name: str = Field(min_length=1)
+    slug: str | None = Field(default=None, pattern=r"^[\w-]+$")
+    aliases: list[str | _AliasModel] = []
+
+
+class _WatchlistModel(_Model):
+    name: str = Field(pattern=r"^[\w.-]+$")
+    description: str = ""
+    actors: list[_ActorModel] = []
+    rules: list[str] = Field(min_length=1)
+
+
+class _WatchlistsFile(_Model):
+    watchlists: list[_WatchlistModel] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the daemon needs from the configuration files, validated."""
+
+    path: Path
+    settings: Settings
+    feeds: tuple[FeedSettings, ...]
+    watchlists: tuple[WatchlistSpec, ...]
+
+    @property
+    def channels(self) -> list[ChannelSettings]:
+        return self.settings.channel
+
+    def interval(self, feed: FeedSettings) -> timedelta:
+        return feed.interval or self.settings.fetch.default_interval
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("MONITOR_CONFIG", "config/monitor.toml"))
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the settings file and the files it names. Raises ConfigError."""
+    path = Path(path)
+    settings = _load_settings(path)
+    problems: list[Problem] = []
+    base = path.parent
+    specs: tuple[WatchlistSpec, ...] = ()
+    try:
+        specs = load_watchlists(base / settings.watchlists)
+    except ConfigError as exc:
+        problems += exc.problems
+    feeds = list(settings.feed)
+    if settings.feeds:
+        try:
+            feeds += load_opml(base / settings.feeds)
+        except ConfigError as exc:
+            problems += exc.problems
+    names = {w.name for w in specs}
+    for i, ch in enumerate(settings.channel):
+        for j, wl in enumerate(ch.watchlists):
+            if specs and wl not in names:
+                problems.append(Problem(
+                    path.name, f"channel[{i}].watchlists[{j}]",
+                    f"no watchlist named {wl!r} in {settings.watchlists} "
+                    f"(there: {', '.join(sorted(names))})",
+                ))
+    seen: dict[str, int] = {}
+    for i, ch in enumerate(settings.channel):
+        if ch.name in seen:
+            problems.append(Problem(path.name, f"channel[{i}].name",
+                                    f"channel name {ch.name!r} is used twice"))
+        seen.setdefault(ch.name, i)
+    if problems:
+        raise ConfigError(problems)
+    return Config(path, settings, tuple(_dedup_feeds(feeds)), specs)
+
+
+def _dedup_feeds(feeds: list[FeedSettings]) -> list[FeedSettings]:
+    by_url: dict[str, FeedSettings] = {}
+    for f in feeds:
+        by_url.setdefault(f.url, f)  # [[feed]] tables come first and win over OPML
+    return list(by_url.values())
+
+
+def _load_settings(path: Path) -> Settings:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError([Problem(str(path), "", "no such file")]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(str(path), "", f"cannot read: {exc}")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem(path.name, "", f"not valid TOML: {exc}")]) from exc
+    problems = _expand_secrets(raw, path.name)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems += _problems(exc, path.name)
+        raise ConfigError(problems) from exc
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_secrets(raw: dict[str, Any], file: str) -> list[Problem]:
+    """Expand ``${NAME}`` in channel URLs and the database URL, in place."""
+    places: list[tuple[dict[str, Any], str, str]] = []
+    if isinstance(raw.get("database"), dict):
+        places.append((raw["database"], "url", "database.url"))
+    channels = raw.get("channel")
+    if isinstance(channels, list):
+        places += [(c, "url", f"channel[{i}].url") for i, c in enumerate(channels)
+                   if isinstance(c, dict)]
+    problems = []
+    for table, key, where in places:
+        value = table.get(key)
+        if not isinstance(value, str):
+            continue
+        missing = [n for n in _ENV_RE.findall(value) if n not in os.environ]
+        if missing:
+            problems.append(Problem(file, where, "environment variable "
+                                    f"{', '.join(missing)} is not set"))
+            table[key] = ""  # keep validating the rest of the file
+        else:
+            table[key] = _ENV_RE.sub(lambda m: os.environ[m.group(1)], value)
+    return problems
+
+
+def _problems(exc: ValidationError, file: str) -> list[Problem]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ""
+        for part in err["loc"]:
+            if isinstance(part, int):
+                where += f"[{part}]"
+            elif part in ("str", "_AliasModel"):
+                continue  # pydantic's name for a union branch, not a place in the file
+            else:
+                where += f".{part}" if where else str(part)
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown setting (check the spelling)"
+        out.append(Problem(file, where, message))
+    return out
+
+
+def load_watchlists(path: Path) -> tuple[WatchlistSpec, ...]:
+    """Read and check the watchlists file: structure, actors, and every rule."""
+    file = path.name
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError([Problem(str(path), "", "no such file")]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(str(path), "", f"cannot read: {exc}")]) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(file, where, f"not valid YAML: {reason}")]) from exc
+    try:
+        model = _WatchlistsFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, file)) from exc
+    specs, problems = [], []
+    seen: set[str] = set()
+    for i, wl in enumerate(model.watchlists):
+        if wl.name in seen:
+            problems.append(Problem(file, f"watchlists[{i}].name",
+                                    f"watchlist name {wl.name!r} is used twice"))
+        seen.add(wl.name)
+        spec = WatchlistSpec(
+            name=wl.name,
+            description=wl.description,
+            rules=tuple(wl.rules),
+            actors=tuple(
+                ActorSpec(
+                    a.name,
+                    a.slug or slugify(a.name),
+                    tuple(AliasSpec(al) if isinstance(al, str)
+                          else AliasSpec(al.text, al.case_sensitive) for al in a.aliases),
+                )
+                for a in wl.actors
+            ),
+        )
+        problems += [Problem(file, f"watchlists[{i}].{e.where}", str(e))
+                     for e in compile_errors(spec)]
+        specs.append(spec)
+    if problems:
+        raise ConfigError(problems)
+    return tuple(specs)
+
+
+def load_opml(path: Path) -> list[FeedSettings]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), "", f"cannot read: {exc.strerror}")]) from exc
+    try:
+        entries = parse_opml(data)
+    except FeedError as exc:
+        raise ConfigError([Problem(path.name, "", str(exc))]) from exc
+    feeds, problems = [], []
+    for i, entry in enumerate(entries):
+        try:
+            feeds.append(FeedSettings(url=entry.url, title=entry.title))
+        except ValidationError as exc:
+            problems += [Problem(path.name, f"outline[{i}] ({entry.title or entry.url})", p.message)
+                         for p in _problems(exc, path.name)]
+    if problems:
+        raise ConfigError(problems)
+    return feeds

@@ -1,0 +1,182 @@
+"""The daemon: one factory wires the parts; APScheduler (3.x, asyncio) runs the loop.
+
+Scheduling is kept in the database: each feed has a ``next_check_at``. A tick every few
+seconds starts a poll for each feed that is due and not already in flight, so intervals
+survive restarts and a slow feed never holds up the others. A second job sends the
+outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .alerts import Channel, DispatchCounts, Dispatcher, load_channel
+from .config import Config
+from .errors import AlertError, ConfigError, Problem
+from .fetch import Fetcher
+from .match import Watchlist, compile_watchlist
+from .poll import Poller, PollReport
+from .store import Store, create, migrate
+
+__all__ = ["App", "OnceReport", "build", "run_forever", "run_once"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    """The wired daemon: configuration, store, compiled watchlists, channels."""
+
+    config: Config
+    store: Store
+    watchlists: list[Watchlist]
+    channels: list[Channel]
+    clock: Clock = utcnow
+
+    @property
+    def routes(self) -> dict[str, tuple[str, ...]]:
+        """watchlist name -> the channels that receive it."""
+        routes: dict[str, list[str]] = {}
+        for ch in self.config.channels:
+            for wl in ch.watchlists:
+                routes.setdefault(wl, []).append(ch.name)
+        return {k: tuple(v) for k, v in routes.items()}
+
+    def fetcher(self) -> Fetcher:
+        f = self.config.settings.fetch
+        return Fetcher(timeout=f.timeout.total_seconds(), max_body_bytes=f.max_body_bytes,
+                       concurrency=f.concurrency, user_agent=f.user_agent,
+                       allow_private_networks=f.allow_private_networks)
+
+    def dispatcher(self) -> Dispatcher:
+        a = self.config.settings.alerts
+        return Dispatcher(self.store, self.channels, retry_after=a.retry_after,
+                          max_retry_after=a.max_retry_after)
+
+
+def build(config: Config, clock: Clock = utcnow) -> App:
+    """Migrate the database, load the configuration into it, compile the watchlists and
+    open the channels. Raises ConfigError or StoreError."""
+    problems = []
+    channels = []
+    for i, ch in enumerate(config.channels):
+        try:
+            channels.append(load_channel(ch.name, ch.url.get_secret_value()))
+        except AlertError as exc:
+            problems.append(Problem(config.path.name, f"channel[{i}].url", str(exc)))
+    if problems:
+        raise ConfigError(problems)
+    engine = create(config.settings.database.url.get_secret_value())
+    before, after = migrate(engine)
+    if before != after:
+        log.info("database schema migrated from %s to %s", before or "empty", after)
+    store = Store(engine)
+    now = clock()
+    store.sync_feeds(((f.url, f.title, config.interval(f)) for f in config.feeds), now)
+    store.sync_watchlists({w.name: asdict(w) for w in config.watchlists}, now)
+    watchlists = [compile_watchlist(spec) for spec in config.watchlists]
+    return App(config, store, watchlists, channels, clock)
+
+
+@dataclass
+class OnceReport:
+    polls: list[PollReport] = field(default_factory=list)
+    dispatch: DispatchCounts = field(default_factory=DispatchCounts)
+
+    def summary(self) -> str:
+        failed = sum(not p.ok for p in self.polls)
+        new = sum(p.counts.new_items for p in self.polls)
+        matches = sum(p.counts.matches for p in self.polls)
+        return (f"polled {len(self.polls)} feeds ({failed} failed): {new} new items, "
+                f"{matches} matches; alerts: {self.dispatch.sent} sent, "
+                f"{self.dispatch.failed} failed")
+
+
+async def run_once(app: App) -> OnceReport:
+    """Poll every active feed once, then send every pending alert."""
+    report = OnceReport()
+    async with app.fetcher() as fetcher:
+        poller = Poller(app.store, fetcher, app.watchlists, app.routes)
+        now = app.clock()
+        report.polls = list(await asyncio.gather(
+            *(poller.poll(feed, now) for feed in app.store.feeds())))
+    report.dispatch = await app.dispatcher().dispatch(app.clock(), retry_now=True)
+    return report
+
+
+class _Loop:
+    """The two recurring jobs: start due polls, send due alerts."""
+
+    def __init__(self, app: App, poller: Poller, dispatcher: Dispatcher) -> None:
+        self.app = app
+        self.poller = poller
+        self.dispatcher = dispatcher
+        self.inflight: dict[int, asyncio.Task[PollReport]] = {}
+        self.limit = app.config.settings.fetch.concurrency * 2
+
+    async def start_due_polls(self) -> None:
+        room = self.limit - len(self.inflight)
+        if room <= 0:
+            return
+        now = self.app.clock()
+        for feed in self.app.store.due_feeds(now, room + len(self.inflight)):
+            if feed.id in self.inflight or len(self.inflight) >= self.limit:
+                continue
+            task = asyncio.create_task(self.poller.poll(feed, now), name=f"poll {feed.url}")
+            self.inflight[feed.id] = task
+            task.add_done_callback(lambda t, fid=feed.id: self._done(fid, t))
+
+    def _done(self, feed_id: int, task: asyncio.Task[PollReport]) -> None:
+        self.inflight.pop(feed_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("poll of feed %d crashed", feed_id, exc_info=task.exception())
+
+    async def send_due_alerts(self) -> None:
+        await self.dispatcher.dispatch(self.app.clock())
+
+    async def drain(self, timeout: float) -> None:
+        if self.inflight:
+            await asyncio.wait(list(self.inflight.values()), timeout=timeout)
+        for task in self.inflight.values():
+            task.cancel()
+
+
+async def run_forever(app: App, stop: asyncio.Event, tick: timedelta = timedelta(seconds=5),
+                      ) -> None:
+    """Run until ``stop`` is set (SIGINT and SIGTERM set it)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with app.fetcher() as fetcher:
+        jobs = _Loop(app, Poller(app.store, fetcher, app.watchlists, app.routes),
+                     app.dispatcher())
+        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+        trigger = IntervalTrigger(seconds=tick.total_seconds(), timezone=UTC)
+        for job in (jobs.start_due_polls, jobs.send_due_alerts):
+            scheduler.add_job(job, trigger, max_instances=1, coalesce=True,
+                              next_run_time=app.clock(), misfire_grace_time=None)
+        scheduler.start()
+        log.info("monitor running: %d feeds, %d watchlists, %d channels",
+                 len(app.store.feeds()), len(app.watchlists), len(app.channels))
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping: no new polls; waiting for those in flight")
+            scheduler.shutdown(wait=False)
+            await jobs.drain(app.config.settings.fetch.timeout.total_seconds() + 5)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)

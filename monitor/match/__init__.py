@@ -1,0 +1,37 @@
+"""Matching: the query language, actors and aliases, compiled watchlists, snippets."""
+
+from .engine import Document, evaluate
+from .highlight import Snippet, snippet
+from .query import parse
+from .watchlist import (
+    ActorSpec,
+    AliasSpec,
+    RuleHit,
+    TermHit,
+    Watchlist,
+    WatchlistError,
+    WatchlistMatch,
+    WatchlistSpec,
+    compile_errors,
+    compile_watchlist,
+    slugify,
+)
+
+__all__ = [
+    "ActorSpec",
+    "AliasSpec",
+    "Document",
+    "RuleHit",
+    "Snippet",
+    "TermHit",
+    "Watchlist",
+    "WatchlistError",
+    "WatchlistMatch",
+    "WatchlistSpec",
+    "compile_errors",
+    "compile_watchlist",
+    "evaluate",
+    "parse",
+    "slugify",
+    "snippet",
+]

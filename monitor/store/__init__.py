@@ -1,0 +1,17 @@
+"""Storage: SQLAlchemy models, Alembic migrations and the Store. SQLite by default."""
+
+from .db import create, migrate, schema_status
+from .repo import FeedRow, FetchState, NewItem, NewMatch, PendingAlert, PollCounts, Store
+
+__all__ = [
+    "FeedRow",
+    "FetchState",
+    "NewItem",
+    "NewMatch",
+    "PendingAlert",
+    "PollCounts",
+    "Store",
+    "create",
+    "migrate",
+    "schema_status",
+]

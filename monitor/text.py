@@ -1,0 +1,142 @@
+"""Text normalization: markup to plain text, Unicode folding, tokens with positions.
+
+Pure functions, no I/O. The same ``fold`` is applied to the words of a rule and to
+the words of an item, so whatever one side folds away, the other does too.
+
+- ``html_to_text`` strips markup and decodes entities. Inline elements join their
+  text (``Trip<b>oli</b>`` reads "Tripoli"); block elements and ``<br>`` separate
+  words; ``<script>`` and ``<style>`` are dropped.
+- ``clean`` removes what is invisible to a reader: soft hyphens, zero-width and
+  bidi-control characters; it composes the text (NFC) and turns typographic
+  apostrophes into ``'``.
+- ``tokenize`` finds the words of cleaned text and gives each its offsets in that
+  text, its folded key and its folded-but-cased form (for case-sensitive aliases).
+- ``fold``: NFKC (width, ligatures), casefold, diacritics removed, Arabic letter
+  variants unified, tatweel dropped, a trailing possessive (``'s``) removed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+__all__ = ["Token", "clean", "fold", "html_to_text", "tokenize"]
+
+# Characters a reader does not see: soft hyphen, zero-width space/joiners, word
+# joiner, BOM, Arabic letter mark, bidi marks, embeddings, overrides and isolates.
+_INVISIBLE = dict.fromkeys(
+    map(
+        ord,
+        "\u00ad\u200b\u200c\u200d\u2060\ufeff\u061c\u200e\u200f"
+        "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+    )
+)
+_APOSTROPHES = str.maketrans({c: "'" for c in "\u2019\u2018\u02bc\u2032\u00b4\u0060\uff07"})
+
+# Arabic: alef with hamza or madda -> alef, alef wasla -> alef, taa marbuta -> haa,
+# alef maqsura -> yaa; tatweel is dropped (harakat go with the other diacritics).
+_ARABIC = str.maketrans(
+    {"\u0623": "\u0627", "\u0625": "\u0627", "\u0622": "\u0627", "\u0671": "\u0627",
+     "\u0629": "\u0647", "\u0649": "\u064a", "\u0640": None}
+)
+
+# A word: letters and digits, with the combining marks that may sit on them, joined
+# by inner apostrophes ("O'Brien"). Hyphens, dots and slashes separate words.
+_MARKS = (
+    "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670"
+    "\u06d6-\u06ed\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+)
+_WORD_RE = re.compile(rf"(?:[^\W_]|[{_MARKS}])+(?:'(?:[^\W_]|[{_MARKS}])+)*")
+
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote br dd div dl dt figcaption figure footer form h1 h2 h3 "
+    "h4 h5 h6 header hr li main nav ol p pre section table tbody td tfoot th thead tr ul".split()
+)
+_DROPPED_TAGS = frozenset({"script", "style", "template", "noscript"})
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One word of a text: its offsets in the cleaned text and its folded forms."""
+
+    key: str
+    """Folded: what a case-insensitive term compares with."""
+    cased: str
+    """Folded but with its case kept: what a case-sensitive alias compares with."""
+    start: int
+    end: int
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._dropped = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _DROPPED_TAGS:
+            self._dropped += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _DROPPED_TAGS:
+            self._dropped = max(0, self._dropped - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._dropped:
+            self.parts.append(data)
+
+
+_SPACES_RE = re.compile(r"[ \t\r\f\v\u00a0]+")
+_LINES_RE = re.compile(r"\s*\n\s*")
+
+
+def html_to_text(markup: str) -> str:
+    """Plain text of an HTML fragment: tags stripped, entities decoded, space collapsed."""
+    if "<" not in markup and "&" not in markup:
+        text = markup
+    else:
+        parser = _TextExtractor()
+        parser.feed(markup)
+        parser.close()
+        text = "".join(parser.parts)
+    text = _SPACES_RE.sub(" ", text)
+    return _LINES_RE.sub("\n", text).strip()
+
+
+def clean(text: str) -> str:
+    """Remove invisible characters, compose (NFC) and unify apostrophes."""
+    return unicodedata.normalize("NFC", text.translate(_INVISIBLE)).translate(_APOSTROPHES)
+
+
+def _fold_cased(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    folded = unicodedata.normalize("NFKC", bare).translate(_ARABIC)
+    if folded.endswith("'s") or folded.endswith("'S"):
+        folded = folded[:-2]
+    return folded
+
+
+def fold(word: str) -> str:
+    """The matching key of one word (see the module docstring)."""
+    return _fold_cased(clean(word)).casefold()
+
+
+def tokenize(text: str) -> list[Token]:
+    """The words of ``text`` (already ``clean``) with their offsets and folded forms."""
+    tokens = []
+    for m in _WORD_RE.finditer(text):
+        cased = _fold_cased(m.group())
+        if cased:
+            tokens.append(Token(cased.casefold(), cased, m.start(), m.end()))
+    return tokens

@@ -1,0 +1,140 @@
+"""Real servers on 127.0.0.1 for the tests: a feed server and an SMTP server."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.sax.saxutils import escape
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    handler: Callable[[BaseHTTPRequestHandler], None] | None = None
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+
+
+class FeedServer:
+    """Serves whatever routes a test sets, and records every request."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[Seen] = []
+        self.release = threading.Event()  # handlers that hang wait on this
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+                server.requests.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
+                route = server.routes.get(self.path)
+                if route is None:
+                    self.send_error(404)
+                    return
+                if route.handler is not None:
+                    route.handler(self)
+                    return
+                self.send_response(route.status)
+                for k, v in route.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(route.body)))
+                self.end_headers()
+                self.wfile.write(route.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FeedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def serve(self, path: str, body: bytes | str, status: int = 200,
+              content_type: str = "application/rss+xml; charset=utf-8", **headers: str) -> str:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        self.routes[path] = Route(data, status, {"Content-Type": content_type, **headers})
+        return self.url(path)
+
+    def hits(self, path: str) -> list[Seen]:
+        return [r for r in self.requests if r.path == path]
+
+
+class SmtpServer:
+    """aiosmtpd collecting every message it is sent."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.messages: list[EmailMessage] = []
+        self.received = threading.Event()
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+                msg = email.message_from_bytes(envelope.content, policy=email.policy.default)  # type: ignore[attr-defined]
+                outer.messages.append(msg)  # type: ignore[arg-type]
+                outer.received.set()
+                return "250 OK"
+
+        self.port = port or free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+    def url(self, to: str = "desk@example.org") -> str:
+        return f"mailto://127.0.0.1:{self.port}?from=monitor@example.org&to={to}&mode=insecure"
+
+    @staticmethod
+    def text(msg: EmailMessage) -> str:
+        part = msg.get_body(preferencelist=("plain",))
+        assert part is not None
+        return str(part.get_content())
+
+
+def rss(*items: dict[str, str], title: str = "Test feed", extra: str = "") -> str:
+    """An RSS 2.0 document; each item maps element names to (already plain) text."""
+    out = [f'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
+           f"<title>{escape(title)}</title><link>http://example.org/</link>"
+           f"<description>test</description>{extra}"]
+    for item in items:
+        out.append("<item>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in item.items())
+                   + "</item>")
+    out.append("</channel></rss>")
+    return "".join(out)
