@@ -24,9 +24,11 @@ run: $(VENV)/.installed
 	$(BIN)/monitor --config $(CONFIG) migrate
 	$(BIN)/monitor --config $(CONFIG) run
 
-## test: fresh machine -> the whole suite
+## test: fresh machine -> the whole suite, then ruff and strict mypy
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check monitor tests
+	$(BIN)/mypy
 
 ## lint: ruff and strict mypy on the package
 lint: $(VENV)/.installed-dev

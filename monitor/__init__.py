@@ -6,7 +6,7 @@ stores the matches and alerts the right people through apprise.
 
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: E402  (after __version__, which config reads)
+from .errors import (
     AlertError,
     ConfigError,
     FeedError,

@@ -188,7 +188,8 @@ def _cmd_feeds_list(config: Config, args: argparse.Namespace) -> int:
             "consecutive_failures": f.consecutive_failures,
         } for f in rows], indent=2))
         return 0
-    table = [("STATUS", "ITEMS", "LAST SUCCESS", "NEXT CHECK", "FEED", "LAST ERROR")]
+    table: list[tuple[str, ...]] = [
+        ("STATUS", "ITEMS", "LAST SUCCESS", "NEXT CHECK", "FEED", "LAST ERROR")]
     table += [(_feed_status(f), str(f.items), _fmt_time(f.last_success_at),
                _fmt_time(f.next_check_at), f.url, f.last_error or "") for f in rows]
     _print_table(table)
@@ -205,7 +206,7 @@ def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t else None
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -224,7 +225,8 @@ def _cmd_alerts_list(config: Config, args: argparse.Namespace) -> int:
     if not pending:
         print("no pending alerts")
         return 0
-    table = [("ID", "CHANNEL", "WATCHLIST", "ATTEMPTS", "TITLE", "LAST ERROR")]
+    table: list[tuple[str, ...]] = [
+        ("ID", "CHANNEL", "WATCHLIST", "ATTEMPTS", "TITLE", "LAST ERROR")]
     table += [(str(a.id), a.channel, a.watchlist, str(a.attempts), a.title[:60],
                a.last_error or "") for a in pending]
     _print_table(table)

@@ -95,6 +95,8 @@ class FetchSettings(_Model):
     concurrency: int = Field(default=50, ge=1, le=1000)
     user_agent: str = f"monitor/{__version__} (news-feed watch daemon)"
     allow_private_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    check_every: Duration = timedelta(seconds=5)
+    """How often the daemon looks for feeds that are due and alerts to send."""
 
 
 class DatabaseSettings(_Model):

@@ -9,11 +9,12 @@ outbox.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -138,7 +139,7 @@ class _Loop:
                 continue
             task = asyncio.create_task(self.poller.poll(feed, now), name=f"poll {feed.url}")
             self.inflight[feed.id] = task
-            task.add_done_callback(lambda t, fid=feed.id: self._done(fid, t))
+            task.add_done_callback(functools.partial(self._done, feed.id))
 
     def _done(self, feed_id: int, task: asyncio.Task[PollReport]) -> None:
         self.inflight.pop(feed_id, None)
@@ -155,8 +156,7 @@ class _Loop:
             task.cancel()
 
 
-async def run_forever(app: App, stop: asyncio.Event, tick: timedelta = timedelta(seconds=5),
-                      ) -> None:
+async def run_forever(app: App, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set (SIGINT and SIGTERM set it)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -165,6 +165,7 @@ async def run_forever(app: App, stop: asyncio.Event, tick: timedelta = timedelta
         jobs = _Loop(app, Poller(app.store, fetcher, app.watchlists, app.routes),
                      app.dispatcher())
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+        tick = app.config.settings.fetch.check_every
         trigger = IntervalTrigger(seconds=tick.total_seconds(), timezone=UTC)
         for job in (jobs.start_due_polls, jobs.send_due_alerts):
             scheduler.add_job(job, trigger, max_instances=1, coalesce=True,

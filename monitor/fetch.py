@@ -154,13 +154,14 @@ def _is_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 
 def _describe(exc: httpx.HTTPError) -> str:
-    kind = {
+    kinds: dict[type[Exception], str] = {
         httpx.ConnectError: "connection failed",
         httpx.ConnectTimeout: "connection timed out",
         httpx.ReadTimeout: "read timed out",
         httpx.RemoteProtocolError: "protocol error",
         httpx.UnsupportedProtocol: "unsupported URL",
         httpx.DecodingError: "could not decode the body",
-    }.get(type(exc), type(exc).__name__)
+    }
+    kind = kinds.get(type(exc), type(exc).__name__)
     detail = str(exc)
     return f"{kind}: {detail}"[:500] if detail else kind

@@ -23,24 +23,17 @@ def parse_opml(data: bytes) -> list[OpmlFeed]:
     """
     if b"<!DOCTYPE" in data[:4096].upper() or b"<!ENTITY" in data.upper():
         raise FeedError("OPML with a DOCTYPE or entities is refused")
-    parser = ET.XMLPullParser(events=("start",))
-    feeds: list[OpmlFeed] = []
-    root_seen = False
+    if not data.strip():
+        raise FeedError("empty document")
     try:
-        parser.feed(data)
-        parser.close()
-        for _event, elem in parser.read_events():
-            if not root_seen:
-                root_seen = True
-                if elem.tag != "opml":
-                    raise FeedError(f"not OPML: the root element is <{elem.tag}>, not <opml>")
-            url = elem.get("xmlUrl") if elem.tag == "outline" else None
-            if url:
-                title = elem.get("title") or elem.get("text")
-                feeds.append(OpmlFeed(url.strip(), title))
+        root = ET.fromstring(data)
     except ET.ParseError as exc:
         line, col = exc.position
         raise FeedError(f"line {line}, column {col + 1}: not well-formed XML") from exc
-    if not root_seen:
-        raise FeedError("empty document")
-    return feeds
+    if root.tag != "opml":
+        raise FeedError(f"not OPML: the root element is <{root.tag}>, not <opml>")
+    return [
+        OpmlFeed(url.strip(), o.get("title") or o.get("text"))
+        for o in root.iter("outline")
+        if (url := o.get("xmlUrl"))
+    ]

@@ -7,12 +7,13 @@ the words of an item, so whatever one side folds away, the other does too.
   text (``Trip<b>oli</b>`` reads "Tripoli"); block elements and ``<br>`` separate
   words; ``<script>`` and ``<style>`` are dropped.
 - ``clean`` removes what is invisible to a reader: soft hyphens, zero-width and
-  bidi-control characters; it composes the text (NFC) and turns typographic
-  apostrophes into ``'``.
+  bidi-control characters; it composes the text (NFC). What remains is what alerts
+  quote, typographic apostrophes included.
 - ``tokenize`` finds the words of cleaned text and gives each its offsets in that
   text, its folded key and its folded-but-cased form (for case-sensitive aliases).
 - ``fold``: NFKC (width, ligatures), casefold, diacritics removed, Arabic letter
-  variants unified, tatweel dropped, a trailing possessive (``'s``) removed.
+  variants unified, tatweel dropped, typographic apostrophes made ``'``, and a
+  trailing possessive (``'s``) removed.
 """
 
 from __future__ import annotations
@@ -48,12 +49,14 @@ _MARKS = (
     "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670"
     "\u06d6-\u06ed\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
 )
-_WORD_RE = re.compile(rf"(?:[^\W_]|[{_MARKS}])+(?:'(?:[^\W_]|[{_MARKS}])+)*")
+_WORD_RE = re.compile(rf"(?:[^\W_]|[{_MARKS}])+(?:['\u2019\u02bc](?:[^\W_]|[{_MARKS}])+)*")
 
-_BLOCK_TAGS = frozenset(
-    "address article aside blockquote br dd div dl dt figcaption figure footer form h1 h2 h3 "
-    "h4 h5 h6 header hr li main nav ol p pre section table tbody td tfoot th thead tr ul".split()
-)
+_BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
+    "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li",
+    "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot", "th", "thead",
+    "tr", "ul",
+})
 _DROPPED_TAGS = frozenset({"script", "style", "template", "noscript"})
 
 
@@ -114,14 +117,14 @@ def html_to_text(markup: str) -> str:
 
 
 def clean(text: str) -> str:
-    """Remove invisible characters, compose (NFC) and unify apostrophes."""
-    return unicodedata.normalize("NFC", text.translate(_INVISIBLE)).translate(_APOSTROPHES)
+    """Remove invisible characters and compose (NFC)."""
+    return unicodedata.normalize("NFC", text.translate(_INVISIBLE))
 
 
 def _fold_cased(word: str) -> str:
     decomposed = unicodedata.normalize("NFKD", word)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    folded = unicodedata.normalize("NFKC", bare).translate(_ARABIC)
+    folded = unicodedata.normalize("NFKC", bare).translate(_ARABIC).translate(_APOSTROPHES)
     if folded.endswith("'s") or folded.endswith("'S"):
         folded = folded[:-2]
     return folded

@@ -47,8 +47,9 @@ class FeedServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802  (http.server's name)
-                server.requests.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
+            def do_GET(self) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                server.requests.append(Seen(self.path, headers))
                 route = server.routes.get(self.path)
                 if route is None:
                     self.send_error(404)
@@ -102,7 +103,7 @@ class SmtpServer:
         outer = self
 
         class Handler:
-            async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+            async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
                 msg = email.message_from_bytes(envelope.content, policy=email.policy.default)  # type: ignore[attr-defined]
                 outer.messages.append(msg)  # type: ignore[arg-type]
                 outer.received.set()

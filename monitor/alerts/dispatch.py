@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,9 +47,30 @@ class Channel:
     """The URL in apprise's privacy form: the only form ever logged."""
 
 
+_URL_RE = re.compile(r"\b([a-z][a-z0-9+.-]*)://[^\s'\"]+", re.IGNORECASE)
+
+
+class _RedactURLs(logging.Filter):
+    """apprise logs some URLs whole (``Unparseable URL …``): keep only the scheme."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _URL_RE.sub(r"\1://(redacted)", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def _redact_apprise_logs() -> None:
+    logger = logging.getLogger("apprise")
+    if not any(isinstance(f, _RedactURLs) for f in logger.filters):
+        logger.addFilter(_RedactURLs())
+
+
 def load_channel(name: str, url: str) -> Channel:
     """An apprise object for one channel URL; AlertError (without the URL) if apprise
     does not accept it."""
+    _redact_apprise_logs()
     notifier = apprise.Apprise()
     if not notifier.add(url):
         scheme = url.split("://", 1)[0] if "://" in url else "(none)"
@@ -56,7 +78,7 @@ def load_channel(name: str, url: str) -> Channel:
             f"apprise does not accept this URL (scheme {scheme!r}); see "
             "https://github.com/caronc/apprise/wiki for the URL of each service"
         )
-    display = ", ".join(s.url(privacy=True) for s in notifier)
+    display = ", ".join(str(s.url(privacy=True)) for s in notifier)  # type: ignore[no-untyped-call]
     return Channel(name, notifier, display)
 
 
@@ -130,11 +152,13 @@ async def send(channel: Channel, message: Message) -> str | None:
     service took the message) and TIMEOUT; anything but SUCCESS is a failure.
     """
     try:
-        result = await channel.notifier.async_notify(
-            body=message.body, title=message.title,
+        # In a worker thread: apprise paces each service (time.sleep between messages,
+        # 5.5 s for email by default), which must not stall the event loop.
+        result = await asyncio.to_thread(
+            channel.notifier.notify, body=message.body, title=message.title,
             body_format=apprise.NotifyFormat.TEXT, timeout=SEND_TIMEOUT,
         )
-    except Exception as exc:  # noqa: BLE001  apprise plugins may raise anything; the row must survive
+    except Exception as exc:
         return f"{type(exc).__name__} while sending to {channel.display_url}"
     status = getattr(result, "status", None)  # apprise 1.x returns a bare bool
     if result and (status is None or status.name == "SUCCESS"):

@@ -17,7 +17,7 @@ def alert_file_path(url: str) -> Path:
     return Path(rest)
 
 
-@notify(on=SCHEME, name="monitor alert file")
+@notify(on=SCHEME, name="monitor alert file")  # type: ignore[untyped-decorator,no-untyped-call]
 def _append(body: str, title: str, notify_type: str, meta: dict[str, Any],
             *args: Any, **kwargs: Any) -> bool:
     path = alert_file_path(meta["url"])

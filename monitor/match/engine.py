@@ -98,15 +98,16 @@ def _follows(tokens: tuple[Token, ...], i: int, rest: tuple[str, ...], cased: bo
 
 
 def _near(left: list[Span], right: list[Span], distance: int, ordered: bool) -> list[Span]:
+    """Spans of ``left`` and ``right`` with at most ``distance`` words between them."""
     out: dict[Span, None] = {}
     for a in left:
         for b in right:
             if a.field != b.field or a == b:
                 continue
             if a.end <= b.start:
-                gap = b.start - a.end + 1
+                gap = b.start - a.end
             elif not ordered and b.end <= a.start:
-                gap = a.start - b.end + 1
+                gap = a.start - b.end
             else:
                 continue
             if gap <= distance:

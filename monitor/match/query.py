@@ -20,7 +20,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Union
 
 from ..errors import QueryError
 from ..text import clean, tokenize
@@ -102,7 +101,7 @@ class Near:
         return f"{_wrap(self.left)} {op}/{self.distance} {_wrap(self.right)}"
 
 
-Node = Union[Term, ActorRef, Not, And, Or, Near]
+Node = Term | ActorRef | Not | And | Or | Near
 
 
 def _wrap(node: Node) -> str:
@@ -150,7 +149,8 @@ def _lex(rule: str) -> Iterator[_Tok]:
             ordered = text.startswith("O")
             n = text.split("/", 1)[1]
             if not n.isdigit() or not 1 <= int(n) <= 100:
-                raise QueryError(f"{text.split('/')[0]} needs a distance from 1 to 100, like NEAR/5", col)
+                op = text.split("/")[0]
+                raise QueryError(f"{op} needs a distance from 1 to 100, like {op}/5", col)
             yield _Tok("NEAR", text, col, distance=int(n), ordered=ordered)
         elif kind == "actor":
             if len(text) < 2:
@@ -228,6 +228,8 @@ class _Parser:
         node = self.primary()
         while self.tok.kind == "NEAR":
             op = self.take()
+            if self.tok.kind == "NOT":
+                raise QueryError(f"{op.text} cannot take a NOT operand", self.tok.column)
             right = self.primary()
             for side in (node, right):
                 if _negative_only(side):

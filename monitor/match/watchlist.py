@@ -149,10 +149,8 @@ def compile_errors(spec: WatchlistSpec) -> list[WatchlistError]:
     slugs: dict[str, int] = {}
     for i, actor in enumerate(spec.actors):
         if actor.slug in slugs:
-            errors.append(WatchlistError(
-                f"actors[{i}].slug",
-                QueryError(f"actor slug '{actor.slug}' is used twice (also actors[{slugs[actor.slug]}])", 1),
-            ))
+            reason = f"actor slug '{actor.slug}' is used twice (also actors[{slugs[actor.slug]}])"
+            errors.append(WatchlistError(f"actors[{i}].slug", QueryError(reason, 1)))
         slugs.setdefault(actor.slug, i)
         for j, alias in enumerate(_alias_list(actor)):
             try:

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -57,8 +58,15 @@ def schema_status(engine: Engine) -> tuple[str | None, str]:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot reach the database: {exc.__class__.__name__}: {exc.orig}") from exc
+        raise StoreError(f"cannot reach the database: {type(exc).__name__}") from exc
     return current, head
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def migrate(engine: Engine) -> tuple[str | None, str]:
@@ -69,7 +77,7 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
     """
     current, head = schema_status(engine)
     script = ScriptDirectory.from_config(_alembic_config())
-    if current is not None and script.get_revision(current) is None:
+    if current is not None and not _known(script, current):
         raise StoreError(
             f"the database has schema revision {current}, which this version of monitor "
             f"does not know (newest known: {head}); it was made by a newer monitor"

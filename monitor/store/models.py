@@ -4,7 +4,7 @@ module; a test checks that the two agree."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -52,7 +52,8 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Feed(Base):
@@ -111,7 +112,8 @@ class Match(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     watchlist_id: Mapped[int] = mapped_column(ForeignKey("watchlists.id", ondelete="CASCADE"))
     rules: Mapped[list[Any]]
-    """Every rule that fired: ``[{"index", "rule", "terms": [{"field", "start", "end", "text"}]}]``."""
+    """Every rule that fired:
+    ``[{"index", "rule", "terms": [{"field", "start", "end", "text"}]}]``."""
     snippet: Mapped[str] = mapped_column(Text)
     marks: Mapped[list[Any]]
     created_at: Mapped[datetime]

@@ -100,6 +100,7 @@ class PendingAlert:
     feed_title: str | None
     feed_url: str
     created_at: datetime
+    next_attempt_at: datetime
     last_error: str | None = None
 
 
@@ -132,9 +133,9 @@ class Store:
                 for url, (title, interval) in wanted.items():
                     row = existing.get(url)
                     if row is None:
-                        s.add(Feed(url=url, title=title, interval_seconds=int(interval.total_seconds()),
-                                   active=True, consecutive_failures=0, created_at=now,
-                                   next_check_at=now))
+                        s.add(Feed(url=url, title=title, active=True, consecutive_failures=0,
+                                   interval_seconds=int(interval.total_seconds()),
+                                   created_at=now, next_check_at=now))
                     else:
                         row.active = True
                         row.interval_seconds = int(interval.total_seconds())
@@ -262,7 +263,8 @@ class Store:
                     id=o.id, channel=o.channel, attempts=o.attempts, watchlist=wl,
                     rules=m.rules, snippet=m.snippet, marks=m.marks, title=i.title,
                     link=i.link, published_at=i.published_at, feed_title=f.title,
-                    feed_url=f.url, created_at=o.created_at, last_error=o.last_error,
+                    feed_url=f.url, created_at=o.created_at,
+                    next_attempt_at=o.next_attempt_at, last_error=o.last_error,
                 )
                 for o, m, i, f, wl in s.execute(query)
             ]

@@ -1,0 +1,62 @@
+"""Each third-party library has one home; the pure core does no I/O."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import monitor
+
+PACKAGE = Path(monitor.__file__).resolve().parent
+
+HOMES = {
+    "httpx": {"fetch.py"},
+    "feedparser": {"parse.py"},
+    "sqlalchemy": {"store/"},
+    "alembic": {"store/"},
+    "apprise": {"alerts/"},
+    "apscheduler": {"daemon.py"},
+    "yaml": {"config.py"},
+    "pydantic": {"config.py"},
+}
+PURE = ["text.py", "parse.py", "dedup.py", "opml.py", "match/", "alerts/render.py"]
+IO_MODULES = {"socket", "httpx", "sqlalchemy", "apprise", "subprocess", "requests", "urllib"}
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def modules() -> dict[str, Path]:
+    return {str(p.relative_to(PACKAGE)): p for p in PACKAGE.rglob("*.py")
+            if "migrations" not in p.parts}
+
+
+def in_home(rel: str, homes: set[str]) -> bool:
+    return any(rel == h or (h.endswith("/") and rel.startswith(h)) for h in homes)
+
+
+def test_each_library_is_imported_only_in_its_home() -> None:
+    for rel, path in modules().items():
+        for lib in imports(path) & HOMES.keys():
+            assert in_home(rel, HOMES[lib]), f"{rel} imports {lib}; its home is {HOMES[lib]}"
+
+
+def test_the_pure_core_does_no_io() -> None:
+    for rel, path in modules().items():
+        if in_home(rel, set(PURE)):
+            io = imports(path) & IO_MODULES
+            assert not io, f"{rel} is pure but imports {io}"
+            assert "datetime.now" not in path.read_text(), f"{rel} reads the clock"
+
+
+def test_public_exports_exist() -> None:
+    for name in monitor.__all__:
+        assert hasattr(monitor, name)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from servers import rss
+
+from monitor.dedup import identity
+from monitor.errors import FeedError
+from monitor.parse import parse_feed
+
+ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Atom wire</title>
+<entry><id>urn:1</id><title type="html">Haftar &lt;b&gt;advances&lt;/b&gt;</title>
+<link href="https://example.org/1"/><updated>2020-01-19T12:00:00Z</updated>
+<content type="html">&lt;p&gt;The Berlin conference&lt;/p&gt;</content></entry></feed>"""
+
+
+def test_rss_items_come_out_as_plain_text() -> None:
+    feed = parse_feed(rss({"title": "Libya &amp; <b>Haftar</b>", "guid": "g1",
+                           "description": "<p>In Trip<i>oli</i></p>",
+                           "pubDate": "Sun, 19 Jan 2020 12:00:00 +0100"}).encode())
+    (e,) = feed.entries
+    assert e.title == "Libya & Haftar"
+    assert e.summary == "In Tripoli"
+    assert e.guid == "g1"
+    assert e.published == datetime(2020, 1, 19, 11, 0, tzinfo=UTC)
+    assert feed.title == "Test feed"
+
+
+def test_atom_entries() -> None:
+    (e,) = parse_feed(ATOM.encode()).entries
+    assert (e.guid, e.link, e.title) == ("urn:1", "https://example.org/1", "Haftar advances")
+    assert e.summary == "The Berlin conference" and e.content == ""
+
+
+def test_charset_comes_from_the_headers() -> None:
+    body = rss({"title": "Sarràj"}).replace('encoding="utf-8"', "").encode("latin-1")
+    feed = parse_feed(body, {"Content-Type": "application/rss+xml; charset=iso-8859-1"})
+    assert feed.entries[0].title == "Sarràj"
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    (b"", "not a feed: empty body"),
+    (b"<!DOCTYPE html><html><body>hello</body></html>",
+     "not a feed: the URL returned an HTML page"),
+    (b"just some text", "not a feed"),
+])
+def test_what_is_not_a_feed_is_an_error(body: bytes, error: str) -> None:
+    with pytest.raises(FeedError, match=error):
+        parse_feed(body)
+
+
+def test_malformed_but_readable_feed_keeps_its_items_with_a_warning() -> None:
+    body = rss({"title": "Libya"}).replace("</channel></rss>", "<item><title>broken")
+    feed = parse_feed(body.encode())
+    assert feed.entries[0].title == "Libya"
+    assert feed.warning
+
+
+def test_identity_is_guid_else_link_else_content() -> None:
+    a, b, c, d = parse_feed(rss(
+        {"guid": "g", "link": "https://x/1", "title": "one"},
+        {"guid": "g", "link": "https://x/2", "title": "two"},
+        {"link": "https://x/1", "title": "three"},
+        {"title": "four"},
+    ).encode()).entries
+    assert identity(a) == identity(b)  # same guid, same item
+    assert identity(a) != identity(c)  # guid and link are different namespaces
+    e, = parse_feed(rss({"title": "four"}).encode()).entries
+    assert identity(d) == identity(e)
+    f, = parse_feed(rss({"title": "five"}).encode()).entries
+    assert identity(d) != identity(f)

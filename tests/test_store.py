@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from monitor.errors import StoreError
+from monitor.store import FetchState, NewItem, NewMatch, Store, create, migrate, schema_status
+from monitor.store.models import Base
+
+NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    e = create(f"sqlite:///{tmp_path / 'sub' / 'monitor.db'}")
+    migrate(e)
+    return e
+
+
+@pytest.fixture
+def store(engine: Engine) -> Store:
+    s = Store(engine)
+    s.sync_feeds([("https://example.org/rss", "Example", timedelta(minutes=5))], NOW)
+    s.sync_watchlists({"libya": {"rules": ["Libya"]}}, NOW)
+    return s
+
+
+def item(key: str, *channels: str, watchlist: str = "libya") -> NewItem:
+    matches = (NewMatch(watchlist, [{"index": 0, "rule": "Libya", "terms": []}], "", [],
+                        channels),) if channels else ()
+    return NewItem(key, None, None, f"title {key}", "", "", "", None, matches)
+
+
+def ok() -> FetchState:
+    return FetchState(NOW, NOW + timedelta(minutes=5), True, 200, etag='"e"')
+
+
+def test_migrations_build_the_schema_the_models_describe(engine: Engine) -> None:
+    assert set(inspect(engine).get_table_names()) >= {"feeds", "items", "watchlists",
+                                                        "matches", "outbox", "alembic_version"}
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                Base.metadata)
+    assert diff == []
+    current, head = schema_status(engine)
+    assert current == head
+
+
+def test_migrate_is_idempotent_and_refuses_a_newer_schema(engine: Engine) -> None:
+    _, head = schema_status(engine)
+    assert migrate(engine) == (head, head)
+    with engine.begin() as conn:
+        conn.execute(text("update alembic_version set version_num = 'f00d'"))
+    with pytest.raises(StoreError, match="made by a newer monitor"):
+        migrate(engine)
+
+
+def test_an_item_is_stored_once_per_feed(store: Store) -> None:
+    (feed,) = store.feeds()
+    first = store.record_poll(feed.id, ok(), [item("a", "email"), item("b")])
+    again = store.record_poll(feed.id, ok(), [item("a", "email"), item("b"), item("c")])
+    assert (first.new_items, first.matches, first.alerts) == (2, 1, 1)
+    assert (again.new_items, again.matches, again.alerts) == (1, 0, 0)
+    assert store.known_keys(feed.id, ["a", "c", "z"]) == {"a", "c"}
+    assert len(store.pending_alerts(NOW)) == 1
+
+
+def test_item_matches_outbox_and_fetch_state_commit_together(store: Store) -> None:
+    (feed,) = store.feeds()
+    bad = item("b", "email", watchlist="no-such-watchlist")
+    with pytest.raises(KeyError):
+        store.record_poll(feed.id, ok(), [item("a", "email"), bad])
+    (after,) = store.feeds()
+    assert after.items == 0 and after.etag is None and after.last_checked_at is None
+    assert store.pending_alerts(None) == []
+
+
+def test_failures_are_recorded_on_the_feed(store: Store) -> None:
+    (feed,) = store.feeds()
+    store.record_poll(feed.id, ok(), [])
+    fail = FetchState(NOW, NOW + timedelta(minutes=5), False, 500, error="HTTP 500")
+    store.record_poll(feed.id, fail, [])
+    store.record_poll(feed.id, fail, [])
+    (after,) = store.feeds()
+    assert (after.last_error, after.consecutive_failures, after.last_success_at) == (
+        "HTTP 500", 2, NOW)
+    assert after.etag == '"e"'  # validators survive a failed poll
+
+
+def test_outbox_rows_are_sent_once_and_failures_wait(store: Store) -> None:
+    (feed,) = store.feeds()
+    store.record_poll(feed.id, ok(), [item("a", "email", "slack")])
+    email, slack = store.pending_alerts(NOW)
+    store.mark_sent(email.id, NOW)
+    store.mark_failed(slack.id, "FAILURE", NOW + timedelta(minutes=1))
+    assert store.pending_alerts(NOW) == []
+    (retry,) = store.pending_alerts(NOW + timedelta(minutes=1))
+    assert (retry.channel, retry.attempts, retry.last_error) == ("slack", 1, "FAILURE")
+    assert store.outbox_counts() == {("email", "sent"): 1, ("slack", "pending"): 1}
+
+
+def test_feeds_missing_from_the_config_are_deactivated_not_deleted(store: Store) -> None:
+    (feed,) = store.feeds()
+    store.record_poll(feed.id, ok(), [item("a")])
+    store.sync_feeds([("https://example.org/other", None, timedelta(minutes=5))], NOW)
+    assert [f.url for f in store.feeds()] == ["https://example.org/other"]
+    old = [f for f in store.feeds(active_only=False) if f.url == "https://example.org/rss"]
+    assert old[0].items == 1 and not old[0].active
+
+
+def test_due_feeds_follow_next_check(store: Store) -> None:
+    (feed,) = store.feeds()
+    assert [f.id for f in store.due_feeds(NOW, 10)] == [feed.id]
+    store.record_poll(feed.id, ok(), [])
+    assert store.due_feeds(NOW + timedelta(minutes=4), 10) == []
+    assert len(store.due_feeds(NOW + timedelta(minutes=5), 10)) == 1
+
+
+def test_datetimes_come_back_aware(store: Store) -> None:
+    (feed,) = store.feeds()
+    assert feed.next_check_at == NOW and feed.next_check_at.tzinfo is not None
