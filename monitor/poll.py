@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .dedup import identity
-from .errors import FeedError
+from .errors import FeedError, StoreError
 from .fetch import Fetcher, FetchResult
 from .match import Document, Watchlist, WatchlistMatch, snippet
 from .parse import Entry, parse_feed
@@ -68,6 +68,15 @@ class Poller:
         self.routes = routes
 
     async def poll(self, feed: FeedRow, now: datetime) -> PollReport:
+        """Poll one feed. Never raises: whatever goes wrong is the report's error, and is
+        recorded on the feed when the database allows."""
+        try:
+            return await self._poll(feed, now)
+        except StoreError as exc:
+            log.error("could not store the poll of %s: %s", feed.url, exc)
+            return PollReport(feed.url, False, None, f"database: {exc}", PollCounts())
+
+    async def _poll(self, feed: FeedRow, now: datetime) -> PollReport:
         result = await self.fetcher.fetch(feed.url, feed.etag, feed.last_modified)
         next_check = now + feed.interval
         if result.error is None and result.not_modified:
@@ -82,6 +91,13 @@ class Poller:
         except FeedError as exc:
             return self._record(feed, FetchState(now, next_check, False, result.status,
                                                  error=str(exc)), [])
+        except StoreError:
+            raise
+        except Exception as exc:  # a bug costs this feed this poll, never the daemon
+            log.exception("processing %s failed", feed.url)
+            error = f"internal error while processing the feed ({type(exc).__name__}); see the log"
+            return self._record(feed, FetchState(now, next_check, False, result.status,
+                                                 error=error), [])
         state = FetchState(now, next_check, True, result.status, etag=result.etag,
                            last_modified=result.last_modified, title=title)
         return self._record(feed, state, items)

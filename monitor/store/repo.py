@@ -184,11 +184,14 @@ class Store:
     def known_keys(self, feed_id: int, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` the feed already has."""
         found: set[str] = set()
-        with self._session() as s:
-            for i in range(0, len(keys), 500):
-                chunk = keys[i : i + 500]
-                found.update(s.scalars(select(Item.key).where(Item.feed_id == feed_id,
-                                                              Item.key.in_(chunk))))
+        try:
+            with self._session() as s:
+                for i in range(0, len(keys), 500):
+                    chunk = keys[i : i + 500]
+                    found.update(s.scalars(select(Item.key).where(Item.feed_id == feed_id,
+                                                                  Item.key.in_(chunk))))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the items of feed {feed_id}: {exc}") from exc
         return found
 
     def record_poll(self, feed_id: int, state: FetchState, items: Sequence[NewItem]) -> PollCounts:
