@@ -97,6 +97,12 @@ class FetchSettings(_Model):
     allow_private_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     check_every: Duration = timedelta(seconds=5)
     """How often the daemon looks for feeds that are due and alerts to send."""
+    per_host: int = Field(default=4, ge=1, le=100)
+    """Requests at once to one host."""
+    adaptive: bool = False
+    """Follow each feed's publishing rate between adaptive_floor and adaptive_ceiling."""
+    adaptive_floor: Duration = timedelta(minutes=5)
+    adaptive_ceiling: Duration = timedelta(hours=6)
 
 
 class DatabaseSettings(_Model):
@@ -107,6 +113,13 @@ class FeedSettings(_Model):
     url: str
     title: str | None = None
     interval: Duration | None = None
+    adaptive: bool | None = None
+    """Overrides ``[fetch] adaptive`` for this feed."""
+    headers: dict[str, SecretStr] = {}
+    """Extra request headers; values may hold ``${ENV}`` and are kept secret."""
+    username: str | None = None
+    password: SecretStr | None = None
+    """Basic auth, with ``username``; may hold ``${ENV}``."""
 
     @field_validator("url")
     @classmethod
@@ -260,6 +273,13 @@ def _expand_secrets(raw: dict[str, Any], file: str) -> list[Problem]:
     if isinstance(channels, list):
         places += [(c, "url", f"channel[{i}].url") for i, c in enumerate(channels)
                    if isinstance(c, dict)]
+    feeds = raw.get("feed")
+    for i, f in enumerate(feeds if isinstance(feeds, list) else []):
+        if not isinstance(f, dict):
+            continue
+        places.append((f, "password", f"feed[{i}].password"))
+        if isinstance(f.get("headers"), dict):
+            places += [(f["headers"], k, f"feed[{i}].headers.{k}") for k in f["headers"]]
     problems = []
     for table, key, where in places:
         value = table.get(key)

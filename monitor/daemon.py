@@ -22,9 +22,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .alerts import Channel, DispatchCounts, Dispatcher, load_channel
 from .config import Config
 from .errors import AlertError, ConfigError, Problem
-from .fetch import Fetcher
+from .fetch import FeedAuth, Fetcher
 from .match import Watchlist, compile_watchlist
-from .poll import Poller, PollReport
+from .poll import FeedOptions, Poller, PollReport
 from .store import Store, create, migrate
 
 __all__ = ["App", "OnceReport", "build", "run_forever", "run_once"]
@@ -61,7 +61,27 @@ class App:
         f = self.config.settings.fetch
         return Fetcher(timeout=f.timeout.total_seconds(), max_body_bytes=f.max_body_bytes,
                        concurrency=f.concurrency, user_agent=f.user_agent,
-                       allow_private_networks=f.allow_private_networks)
+                       allow_private_networks=f.allow_private_networks, per_host=f.per_host)
+
+    def poller(self, fetcher: Fetcher) -> Poller:
+        return Poller(self.store, fetcher, self.watchlists, self.routes, self.feed_options)
+
+    @property
+    def feed_options(self) -> dict[str, FeedOptions]:
+        """Per-feed headers, basic auth and adaptive intervals, by configured URL."""
+        fetch = self.config.settings.fetch
+        out = {}
+        for feed in self.config.feeds:
+            auth = None
+            if feed.headers or feed.username:
+                basic = ((feed.username, feed.password.get_secret_value() if feed.password
+                          else "") if feed.username else None)
+                auth = FeedAuth(tuple((k, v.get_secret_value()) for k, v in feed.headers.items()),
+                                basic)
+            adaptive = feed.adaptive if feed.adaptive is not None else fetch.adaptive
+            out[feed.url] = FeedOptions(
+                auth, (fetch.adaptive_floor, fetch.adaptive_ceiling) if adaptive else None)
+        return out
 
     def dispatcher(self) -> Dispatcher:
         a = self.config.settings.alerts
@@ -111,7 +131,7 @@ async def run_once(app: App) -> OnceReport:
     """Poll every active feed once, then send every pending alert."""
     report = OnceReport()
     async with app.fetcher() as fetcher:
-        poller = Poller(app.store, fetcher, app.watchlists, app.routes)
+        poller = app.poller(fetcher)
         now = app.clock()
         report.polls = list(await asyncio.gather(
             *(poller.poll(feed, now) for feed in app.store.feeds())))
@@ -162,8 +182,7 @@ async def run_forever(app: App, stop: asyncio.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with app.fetcher() as fetcher:
-        jobs = _Loop(app, Poller(app.store, fetcher, app.watchlists, app.routes),
-                     app.dispatcher())
+        jobs = _Loop(app, app.poller(fetcher), app.dispatcher())
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         tick = app.config.settings.fetch.check_every
         trigger = IntervalTrigger(seconds=tick.total_seconds(), timezone=UTC)

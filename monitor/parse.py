@@ -1,4 +1,5 @@
-"""Feed bytes -> entries, with feedparser. Pure: no I/O, never a URL.
+"""Feed bytes -> entries: RSS, Atom and RDF with feedparser, JSON Feed 1.x by hand.
+Pure: no I/O, never a URL.
 
 feedparser is handed the bytes we fetched and the response headers (for the charset);
 it never fetches anything itself. Titles, summaries and contents come out as plain
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 import calendar
 import io
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 
@@ -44,10 +48,19 @@ class ParsedFeed:
     entries: tuple[Entry, ...]
     warning: str | None = None
     """Set when feedparser had to recover from malformed input (``bozo``)."""
+    ttl: timedelta | None = None
+    """RSS ``<ttl>``: how long the feed may be cached."""
 
 
-def parse_feed(body: bytes, headers: Mapping[str, str] | None = None) -> ParsedFeed:
-    """Parse RSS, Atom or RDF bytes. Raises FeedError if nothing feed-like is found."""
+def parse_feed(body: bytes, headers: Mapping[str, str] | None = None,
+               url: str | None = None) -> ParsedFeed:
+    """Parse RSS, Atom, RDF or JSON Feed bytes. Raises FeedError if nothing feed-like is
+    found; for an HTML page, the error names the feeds the page advertises (``url``
+    resolves their relative links)."""
+    content_type = next((v for k, v in (headers or {}).items()
+                         if k.lower() == "content-type"), "")
+    if "json" in content_type.lower() or body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
+        return parse_json_feed(body)
     response_headers = {k.lower(): v for k, v in (headers or {}).items()
                         if k.lower() in ("content-type", "content-location", "content-language")}
     result = feedparser.parse(
@@ -58,7 +71,9 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None) -> ParsedF
     if not result.get("version") and not result.entries:
         reason = f": {_describe(bozo)}" if bozo else ""
         if body.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
-            raise FeedError("not a feed: the URL returned an HTML page")
+            found = discover(body, url)
+            hint = f"; it advertises {', '.join(found)} (use that URL)" if found else ""
+            raise FeedError(f"not a feed: the URL returned an HTML page{hint}")
         raise FeedError(f"not a feed{reason}" if body.strip() else "not a feed: empty body")
     entries = tuple(_entry(e) for e in result.entries)
     feed = result.feed
@@ -67,7 +82,88 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None) -> ParsedF
         link=feed.get("link"),
         entries=entries,
         warning=_describe(bozo) if bozo else None,
+        ttl=_ttl(feed.get("ttl")),
     )
+
+
+def _ttl(value: Any) -> timedelta | None:
+    text = str(value or "").strip()
+    return timedelta(minutes=int(text)) if text.isdigit() and 0 < int(text) < 10**6 else None
+
+
+_FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
+               "application/json", "application/rdf+xml")
+
+
+class _LinkFinder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if (tag == "link" and "alternate" in a.get("rel", "").lower().split()
+                and a.get("type", "").lower() in _FEED_TYPES and a.get("href")):
+            self.links.append(a["href"])
+
+
+def discover(html: bytes, base: str | None = None) -> list[str]:
+    """The feed URLs an HTML page advertises with ``<link rel="alternate">``."""
+    finder = _LinkFinder()
+    finder.feed(html[:500_000].decode("utf-8", "replace"))
+    links = [urljoin(base, h) if base else h for h in finder.links]
+    return [u for u in dict.fromkeys(links) if u.startswith(("http://", "https://"))][:5]
+
+
+def parse_json_feed(body: bytes) -> ParsedFeed:
+    """JSON Feed 1.0/1.1 (https://jsonfeed.org/version/1.1)."""
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FeedError(f"not a feed: invalid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
+            "https://jsonfeed.org/version/"):
+        raise FeedError("not a feed: JSON without a jsonfeed.org version")
+    items = doc.get("items")
+    entries = tuple(_json_entry(i) for i in (items if isinstance(items, list) else [])
+                    if isinstance(i, dict))
+    return ParsedFeed(title=_text(doc.get("title"))[:1000], link=_str(doc.get("home_page_url")),
+                      entries=entries)
+
+
+def _str(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _text(value: Any) -> str:
+    return html_to_text(value) if isinstance(value, str) else ""
+
+
+def _json_entry(i: dict[str, Any]) -> Entry:
+    authors = i.get("authors") or ([i["author"]] if isinstance(i.get("author"), dict) else [])
+    author = next((a.get("name") for a in authors if isinstance(a, dict) and a.get("name")), "")
+    content = _text(i.get("content_html")) or _text(i.get("content_text"))
+    summary = _text(i.get("summary"))
+    guid = i.get("id")
+    return Entry(
+        guid=str(guid).strip() or None if guid is not None else None,
+        link=_str(i.get("url")),
+        title=_text(i.get("title"))[:_MAX_FIELD],
+        summary=summary[:_MAX_FIELD],
+        content=("" if content == summary else content)[:_MAX_FIELD],
+        author=_text(author)[:1000],
+        published=_iso_date(i.get("date_published") or i.get("date_modified")),
+    )
+
+
+def _iso_date(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _describe(exc: Any) -> str:

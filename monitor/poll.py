@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .dedup import identity
 from .errors import FeedError, StoreError
-from .fetch import Fetcher, FetchResult
+from .fetch import FeedAuth, Fetcher, FetchResult
 from .match import Document, Watchlist, WatchlistMatch, snippet
-from .parse import Entry, parse_feed
+from .parse import Entry, ParsedFeed, parse_feed
+from .schedule import adaptive_interval, next_check
 from .store import FeedRow, FetchState, NewItem, NewMatch, PollCounts, Store
 
-__all__ = ["PollReport", "Poller", "document", "match_entry"]
+__all__ = ["FeedOptions", "PollReport", "Poller", "document", "match_entry"]
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +61,26 @@ def _new_match(doc: Document, m: WatchlistMatch, channels: tuple[str, ...]) -> N
     return NewMatch(m.watchlist, rules, snip.text, [list(x) for x in snip.marks], channels)
 
 
+@dataclass(frozen=True)
+class FeedOptions:
+    """Per-feed fetch settings that live in the configuration, not the database."""
+
+    auth: FeedAuth | None = None
+    adaptive: tuple[timedelta, timedelta] | None = None
+    """(floor, ceiling) when the interval follows the feed's publishing rate."""
+
+
 class Poller:
     def __init__(self, store: Store, fetcher: Fetcher, watchlists: Sequence[Watchlist],
-                 routes: Mapping[str, tuple[str, ...]]) -> None:
+                 routes: Mapping[str, tuple[str, ...]],
+                 options: Mapping[str, FeedOptions] | None = None,
+                 jitter: Callable[[], float] = random.random) -> None:
         self.store = store
         self.fetcher = fetcher
         self.watchlists = tuple(watchlists)
         self.routes = routes
+        self.options = options or {}
+        self.jitter = jitter
 
     async def poll(self, feed: FeedRow, now: datetime) -> PollReport:
         """Poll one feed. Never raises: whatever goes wrong is the report's error, and is
@@ -76,34 +91,52 @@ class Poller:
             log.error("could not store the poll of %s: %s", feed.url, exc)
             return PollReport(feed.url, False, None, f"database: {exc}", PollCounts())
 
+    def _state(self, feed: FeedRow, now: datetime, result: FetchResult, *, ok: bool,
+               error: str | None = None, title: str | None = None,
+               interval: timedelta | None = None, ttl: timedelta | None = None) -> FetchState:
+        failures = 0 if ok else feed.consecutive_failures + 1
+        decision = next_check(now, interval=interval or feed.interval, status=result.status,
+                              ok=ok, failures=failures, headers=result.headers, ttl=ttl,
+                              jitter=self.jitter())
+        if result.moved_to:
+            log.info("feed %s moved permanently to %s", feed.url, result.moved_to)
+        return FetchState(
+            now, decision.at, ok, result.status, error=error,
+            etag=result.etag if ok else None,
+            last_modified=result.last_modified if ok else None,
+            title=title, moved_to=result.moved_to,
+        )
+
     async def _poll(self, feed: FeedRow, now: datetime) -> PollReport:
-        result = await self.fetcher.fetch(feed.url, feed.etag, feed.last_modified)
-        next_check = now + feed.interval
+        options = self.options.get(feed.url, FeedOptions())
+        result = await self.fetcher.fetch(feed.location, feed.etag, feed.last_modified,
+                                          options.auth)
         if result.error is None and result.not_modified:
-            state = FetchState(now, next_check, True, 304, etag=result.etag,
-                               last_modified=result.last_modified)
-            return self._record(feed, state, [])
+            return self._record(feed, self._state(feed, now, result, ok=True), [])
         if result.error is not None:
-            return self._record(feed, FetchState(now, next_check, False, result.status,
-                                                 error=result.error), [])
+            return self._record(feed, self._state(feed, now, result, ok=False,
+                                                  error=result.error), [])
         try:
-            title, items = await asyncio.to_thread(self._process, feed, result)
+            parsed, items = await asyncio.to_thread(self._process, feed, result)
         except FeedError as exc:
-            return self._record(feed, FetchState(now, next_check, False, result.status,
-                                                 error=str(exc)), [])
+            return self._record(feed, self._state(feed, now, result, ok=False,
+                                                  error=str(exc)), [])
         except StoreError:
             raise
         except Exception as exc:  # a bug costs this feed this poll, never the daemon
             log.exception("processing %s failed", feed.url)
             error = f"internal error while processing the feed ({type(exc).__name__}); see the log"
-            return self._record(feed, FetchState(now, next_check, False, result.status,
-                                                 error=error), [])
-        state = FetchState(now, next_check, True, result.status, etag=result.etag,
-                           last_modified=result.last_modified, title=title)
+            return self._record(feed, self._state(feed, now, result, ok=False, error=error), [])
+        interval = None
+        if options.adaptive is not None:
+            interval = adaptive_interval([e.published for e in parsed.entries if e.published],
+                                         *options.adaptive)
+        state = self._state(feed, now, result, ok=True, title=parsed.title, interval=interval,
+                            ttl=parsed.ttl)
         return self._record(feed, state, items)
 
-    def _process(self, feed: FeedRow, result: FetchResult) -> tuple[str, list[NewItem]]:
-        parsed = parse_feed(result.body, result.headers)
+    def _process(self, feed: FeedRow, result: FetchResult) -> tuple[ParsedFeed, list[NewItem]]:
+        parsed = parse_feed(result.body, result.headers, feed.location)
         if parsed.warning:
             log.info("feed %s is malformed but readable: %s", feed.url, parsed.warning)
         keyed: dict[str, Entry] = {}
@@ -120,7 +153,7 @@ class Poller:
                 content=e.content, author=e.author, published_at=e.published,
                 matches=match_entry(e, feed_title, self.watchlists, self.routes),
             ))
-        return parsed.title, items
+        return parsed, items
 
     def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem]) -> PollReport:
         counts = self.store.record_poll(feed.id, state, items)

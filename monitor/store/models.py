@@ -61,6 +61,11 @@ class Feed(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     url: Mapped[str] = mapped_column(String(2048), unique=True)
+    """The URL as configured: the feed's identity."""
+    fetch_url: Mapped[str | None] = mapped_column(Text)
+    """Where the feed now lives, after permanent redirects (None: ``url``)."""
+    gone_at: Mapped[datetime | None]
+    """When the feed first answered 410 Gone (None: not gone)."""
     title: Mapped[str | None] = mapped_column(Text)
     interval_seconds: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -44,7 +44,14 @@ class FeedRow:
     last_status: int | None
     last_error: str | None
     consecutive_failures: int
+    fetch_url: str | None = None
+    gone_at: datetime | None = None
     items: int = 0
+
+    @property
+    def location(self) -> str:
+        """The URL to fetch: where permanent redirects have led, else the configured one."""
+        return self.fetch_url or self.url
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class FetchState:
     etag: str | None = None
     last_modified: str | None = None
     title: str | None = None
+    moved_to: str | None = None
+    """The feed's new URL after a permanent redirect."""
 
 
 @dataclass(frozen=True)
@@ -296,6 +305,12 @@ def _apply_state(feed: Feed, st: FetchState) -> None:
     feed.last_checked_at = st.checked_at
     feed.next_check_at = st.next_check_at
     feed.last_status = st.status
+    if st.moved_to and st.moved_to != (feed.fetch_url or feed.url):
+        feed.fetch_url = None if st.moved_to == feed.url else st.moved_to
+    if st.status == 410:
+        feed.gone_at = feed.gone_at or st.checked_at
+    elif st.ok:
+        feed.gone_at = None
     if st.ok:
         feed.last_success_at = st.checked_at
         feed.last_error = None
@@ -315,5 +330,6 @@ def _feed_row(f: Feed, items: int = 0) -> FeedRow:
         active=f.active, etag=f.etag, last_modified=f.last_modified,
         last_checked_at=f.last_checked_at, last_success_at=f.last_success_at,
         next_check_at=f.next_check_at, last_status=f.last_status, last_error=f.last_error,
-        consecutive_failures=f.consecutive_failures, items=items,
+        consecutive_failures=f.consecutive_failures, fetch_url=f.fetch_url,
+        gone_at=f.gone_at, items=items,
     )
