@@ -185,7 +185,8 @@ def _cmd_feeds_list(config: Config, args: argparse.Namespace) -> int:
             "url": f.url, "title": f.title, "status": _feed_status(f), "items": f.items,
             "last_status": f.last_status, "last_success_at": _iso(f.last_success_at),
             "next_check_at": _iso(f.next_check_at), "last_error": f.last_error,
-            "consecutive_failures": f.consecutive_failures,
+            "consecutive_failures": f.consecutive_failures, "fetch_url": f.fetch_url,
+            "gone_at": _iso(f.gone_at),
         } for f in rows], indent=2))
         return 0
     table: list[tuple[str, ...]] = [
@@ -199,6 +200,8 @@ def _cmd_feeds_list(config: Config, args: argparse.Namespace) -> int:
 def _feed_status(f: FeedRow) -> str:
     if f.last_checked_at is None:
         return "new"
+    if f.gone_at is not None:
+        return "gone"
     return "ok" if f.consecutive_failures == 0 else f"failing×{f.consecutive_failures}"
 
 

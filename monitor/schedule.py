@@ -10,6 +10,7 @@ the caller) spreads feeds so they do not pile up.
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 from collections.abc import Mapping, Sequence
@@ -133,6 +134,6 @@ def adaptive_interval(published: Sequence[datetime], floor: timedelta,
     times = sorted({t for t in published})
     if len(times) < 3:
         return None
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     median = timedelta(seconds=statistics.median(gaps))
     return max(floor, min(ceiling, median))

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
 import ipaddress
+import threading
+import tracemalloc
+import zlib
 from http.server import BaseHTTPRequestHandler
 
 from servers import FeedServer, Route
 
-from monitor.fetch import Fetcher, FetchResult
+from monitor.fetch import FeedAuth, Fetcher, FetchResult
 
 LOCAL = [ipaddress.ip_network("127.0.0.1/32")]
 
@@ -99,3 +104,104 @@ def test_unreachable_host_is_an_error_result() -> None:
 
     r = fetch(f"http://127.0.0.1:{free_port()}/feed")
     assert r.error is not None and r.error.startswith("connection failed")
+
+
+def test_gzip_and_deflate_bodies_are_decoded(feed_server: FeedServer) -> None:
+    body = b"<rss>" + b"Libya " * 1000 + b"</rss>"
+    gz = feed_server.serve("/gz", gzip.compress(body), **{"Content-Encoding": "gzip"})
+    zl = feed_server.serve("/zl", zlib.compress(body), **{"Content-Encoding": "deflate"})
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    rd = feed_server.serve("/raw", raw.compress(body) + raw.flush(),
+                           **{"Content-Encoding": "deflate"})
+    assert [fetch(u).body for u in (gz, zl, rd)] == [body, body, body]
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(feed_server: FeedServer) -> None:
+    bomb = gzip.compress(b"\0" * 200_000_000, compresslevel=9)  # 200 MB of zeros in ~200 kB
+    url = feed_server.serve("/bomb", bomb, **{"Content-Encoding": "gzip"})
+    tracemalloc.start()
+    try:
+        result = fetch(url, cap=1_000_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.error == "body larger than max_body_bytes (1,000,000 bytes)"
+    assert peak < 20_000_000
+
+
+def test_stacked_and_unknown_encodings_are_refused(feed_server: FeedServer) -> None:
+    twice = feed_server.serve("/twice", gzip.compress(gzip.compress(b"<rss/>")),
+                              **{"Content-Encoding": "gzip, gzip"})
+    br = feed_server.serve("/br", b"xx", **{"Content-Encoding": "br"})
+    assert fetch(twice).error == "refused: stacked content encodings (gzip, gzip)"
+    assert fetch(br).error == "refused: unsupported content encoding 'br'"
+
+
+def test_a_trickling_body_is_cut_off_by_the_deadline(feed_server: FeedServer) -> None:
+    def trickle(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", "100000")
+        h.end_headers()
+        for _ in range(100):  # a byte every 0.2 s, far beyond the deadline
+            if feed_server.release.wait(0.2):
+                return
+            try:
+                h.wfile.write(b"x")
+                h.wfile.flush()
+            except OSError:
+                return
+    feed_server.routes["/trickle"] = Route(handler=trickle)
+    assert fetch(feed_server.url("/trickle"), timeout=1).error == "timed out after 1s"
+
+
+def test_a_redirect_to_ipv6_loopback_is_refused(feed_server: FeedServer) -> None:
+    feed_server.serve("/v6", b"", status=302, Location="http://[::1]:9/feed")
+    r = fetch(feed_server.url("/v6"))
+    assert r.error is not None and r.error.startswith("refused: ::1 resolves to ::1")
+
+
+def test_permanent_redirects_report_the_new_location(feed_server: FeedServer) -> None:
+    target = feed_server.serve("/new", "<rss/>")
+    feed_server.serve("/old", b"", status=301, Location=target)
+    feed_server.serve("/tmp", b"", status=302, Location=target)
+    assert fetch(feed_server.url("/old")).moved_to == target
+    assert fetch(feed_server.url("/tmp")).moved_to is None
+
+
+def test_feed_headers_and_basic_auth_are_sent(feed_server: FeedServer) -> None:
+    url = feed_server.serve("/private", "<rss/>")
+
+    async def go() -> FetchResult:
+        async with Fetcher(timeout=5, max_body_bytes=1000, concurrency=2, user_agent="t",
+                           allow_private_networks=LOCAL) as f:
+            return await f.fetch(url, auth=FeedAuth((("X-Api-Key", "k1"),), ("desk", "pw")))
+    assert asyncio.run(go()).error is None
+    seen = feed_server.requests[0].headers
+    assert seen["x-api-key"] == "k1"
+    assert seen["authorization"] == "Basic " + base64.b64encode(b"desk:pw").decode()
+
+
+def test_requests_to_one_host_are_limited(feed_server: FeedServer) -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+
+    def slow(h: BaseHTTPRequestHandler) -> None:
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        feed_server.release.wait(0.2)  # hold the request so that others overlap
+        with lock:
+            state["now"] -= 1
+        h.send_response(200)
+        h.send_header("Content-Length", "6")
+        h.end_headers()
+        h.wfile.write(b"<rss/>")
+    for i in range(6):
+        feed_server.routes[f"/s{i}"] = Route(handler=slow)
+
+    async def go() -> list[FetchResult]:
+        async with Fetcher(timeout=10, max_body_bytes=1000, concurrency=10, user_agent="t",
+                           allow_private_networks=LOCAL, per_host=2) as f:
+            return await asyncio.gather(*(f.fetch(feed_server.url(f"/s{i}")) for i in range(6)))
+    assert all(r.error is None for r in asyncio.run(go()))
+    assert state["max"] == 2

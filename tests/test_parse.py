@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from servers import rss
@@ -71,3 +71,53 @@ def test_identity_is_guid_else_link_else_content() -> None:
     assert identity(d) == identity(e)
     f, = parse_feed(rss({"title": "five"}).encode()).entries
     assert identity(d) != identity(f)
+
+
+JSON_FEED = """{
+  "version": "https://jsonfeed.org/version/1.1",
+  "title": "JSON wire",
+  "home_page_url": "https://example.org/",
+  "items": [
+    {"id": 42, "url": "https://example.org/42", "title": "Sarraj in Berlin",
+     "content_html": "<p>The <b>Berlin</b> conference</p>", "summary": "Talks",
+     "date_published": "2020-01-19T12:00:00+01:00", "authors": [{"name": "Desk"}]},
+    {"id": "43", "content_text": "No title, plain text"},
+    "not an item"
+  ]
+}"""
+
+
+def test_json_feed() -> None:
+    feed = parse_feed(JSON_FEED.encode(), {"Content-Type": "application/feed+json"})
+    assert feed.title == "JSON wire"
+    a, b = feed.entries
+    assert (a.guid, a.link, a.title, a.summary, a.content, a.author) == (
+        "42", "https://example.org/42", "Sarraj in Berlin", "Talks", "The Berlin conference",
+        "Desk")
+    assert a.published == datetime(2020, 1, 19, 11, 0, tzinfo=UTC)
+    assert (b.guid, b.title, b.content, b.published) == ("43", "", "No title, plain text", None)
+
+
+@pytest.mark.parametrize("body", [b'{"items": []}', b"{not json"])
+def test_json_that_is_not_a_json_feed(body: bytes) -> None:
+    with pytest.raises(FeedError, match="not a feed"):
+        parse_feed(body)
+
+
+def test_an_html_page_names_the_feeds_it_advertises() -> None:
+    page = (b'<!DOCTYPE html><html><head>'
+            b'<link rel="alternate" type="application/rss+xml" href="/feed.xml">'
+            b'<link rel="stylesheet" href="/s.css">'
+            b'<link rel="alternate" type="application/atom+xml" href="https://x.org/atom">'
+            b"</head><body>News</body></html>")
+    with pytest.raises(FeedError) as exc:
+        parse_feed(page, url="https://example.org/news/")
+    assert str(exc.value) == (
+        "not a feed: the URL returned an HTML page; it advertises "
+        "https://example.org/feed.xml, https://x.org/atom (use that URL)")
+
+
+def test_rss_ttl() -> None:
+    assert parse_feed(rss({"title": "x"}, extra="<ttl>90</ttl>").encode()).ttl == timedelta(
+        minutes=90)
+    assert parse_feed(rss({"title": "x"}).encode()).ttl is None

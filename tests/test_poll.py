@@ -72,3 +72,71 @@ def test_a_broken_database_is_reported_not_raised(store: Store, feed_server: Fee
     report = poll(store, feed, [])
     assert not report.ok and report.error is not None
     assert report.error.startswith("database: cannot read the items of feed")
+
+
+def run(store: Store, feed: FeedRow, now: datetime) -> PollReport:
+    async def go() -> PollReport:
+        async with Fetcher(timeout=5, max_body_bytes=100_000, concurrency=2, user_agent="t",
+                           allow_private_networks=[ipaddress.ip_network("127.0.0.1/32")]) as f:
+            return await Poller(store, f, [], {}, jitter=lambda: 0.0).poll(feed, now)
+    return asyncio.run(go())
+
+
+def only(store: Store) -> FeedRow:
+    (feed,) = store.feeds()
+    return feed
+
+
+def test_retry_after_is_honoured(store: Store, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/busy", "slow down", status=429, **{"Retry-After": "3600"})
+    run(store, prepare(store, url), NOW)
+    assert store.due_feeds(NOW + timedelta(minutes=59), 10) == []
+    assert only(store).next_check_at == NOW + timedelta(hours=1)
+    assert only(store).last_error == "HTTP 429 Too Many Requests"
+
+
+def test_backoff_grows_then_resets_on_success(store: Store, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/down", "oops", status=503)
+    feed, now, waits = prepare(store, url), NOW, []
+    for _ in range(4):
+        run(store, feed, now)
+        feed = only(store)
+        assert feed.next_check_at is not None
+        waits.append(feed.next_check_at - now)
+        now = feed.next_check_at
+    assert waits == [timedelta(minutes=5 * 2**i) for i in range(4)]
+    assert feed.consecutive_failures == 4
+    feed_server.serve("/down", rss({"title": "back", "guid": "1"}))
+    run(store, feed, now)
+    assert only(store).next_check_at == now + timedelta(minutes=5)
+    assert only(store).consecutive_failures == 0
+
+
+def test_a_permanent_redirect_moves_the_feed(store: Store, feed_server: FeedServer) -> None:
+    new = feed_server.serve("/new", rss({"title": "Libya", "guid": "1"}))
+    old = feed_server.serve("/old", b"", status=301, Location=new)
+    run(store, prepare(store, old), NOW)
+    moved = only(store)
+    assert (moved.url, moved.fetch_url, moved.location) == (old, new, new)
+    run(store, moved, NOW + timedelta(minutes=5))
+    assert [r.path for r in feed_server.requests] == ["/old", "/new", "/new"]
+    store.sync_feeds([(old, None, timedelta(minutes=5))], NOW)  # the config still says /old
+    assert only(store).location == new
+
+
+def test_a_gone_feed_is_polled_daily(store: Store, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/gone", "bye", status=410)
+    run(store, prepare(store, url), NOW)
+    gone = only(store)
+    assert gone.gone_at == NOW and gone.next_check_at == NOW + timedelta(days=1)
+    assert gone.last_error == "HTTP 410 Gone"
+
+
+def test_cache_hints_and_ttl_push_the_next_check(store: Store, feed_server: FeedServer) -> None:
+    body = rss({"title": "x", "guid": "1"}, extra="<ttl>60</ttl>")
+    url = feed_server.serve("/ttl", body)
+    run(store, prepare(store, url), NOW)
+    assert only(store).next_check_at == NOW + timedelta(minutes=60)
+    feed_server.serve("/ttl", body, **{"Cache-Control": "max-age=7200"})
+    run(store, only(store), NOW)
+    assert only(store).next_check_at == NOW + timedelta(hours=2)
