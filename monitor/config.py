@@ -131,12 +131,15 @@ class AlertSettings(_Model):
     retry_after: Duration = timedelta(minutes=1)
     """First wait before a failed alert is sent again; doubles on each failure."""
     max_retry_after: Duration = timedelta(hours=1)
+    admin_channel: str | None = None
+    """The channel told when a feed fails for longer than ``feed_failing_after``."""
+    feed_failing_after: Duration = timedelta(hours=6)
 
 
 class ChannelSettings(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     url: SecretStr
-    watchlists: list[str] = Field(min_length=1)
+    watchlists: list[str] = []
     mode: Literal["instant"] = "instant"
 
 
@@ -223,6 +226,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
                     f"no watchlist named {wl!r} in {settings.watchlists} "
                     f"(there: {', '.join(sorted(names))})",
                 ))
+    admin = settings.alerts.admin_channel
+    if admin is not None and admin not in {c.name for c in settings.channel}:
+        problems.append(Problem(path.name, "alerts.admin_channel",
+                                f"no channel named {admin!r} (define it with [[channel]])"))
     seen: dict[str, int] = {}
     for i, ch in enumerate(settings.channel):
         if ch.name in seen:

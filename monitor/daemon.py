@@ -19,10 +19,11 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .alerts import Channel, DispatchCounts, Dispatcher, load_channel
+from .alerts import Channel, DispatchCounts, Dispatcher, Message, load_channel, send
 from .config import Config
 from .errors import AlertError, ConfigError, Problem
 from .fetch import FeedAuth, Fetcher
+from .health import health_notices
 from .match import Watchlist, compile_watchlist
 from .poll import FeedOptions, Poller, PollReport
 from .store import Store, create, migrate
@@ -135,8 +136,29 @@ async def run_once(app: App) -> OnceReport:
         now = app.clock()
         report.polls = list(await asyncio.gather(
             *(poller.poll(feed, now) for feed in app.store.feeds())))
+    await send_health_notices(app)
     report.dispatch = await app.dispatcher().dispatch(app.clock(), retry_now=True)
     return report
+
+
+async def send_health_notices(app: App) -> int:
+    """Tell the admin channel about feeds failing too long, and about their recovery.
+    A notice is recorded only once it is sent, so a failed send is tried again."""
+    alerts = app.config.settings.alerts
+    channel = next((c for c in app.channels if c.name == alerts.admin_channel), None)
+    if channel is None:
+        return 0
+    now = app.clock()
+    sent = 0
+    for notice in health_notices(app.store.feeds(), now, alerts.feed_failing_after):
+        error = await send(channel, Message(notice.title, notice.body))
+        if error is not None:
+            log.warning("feed health notice to %s failed: %s", channel.name, error)
+            break
+        app.store.set_health_alerted(notice.feed_id, now if notice.failing else None)
+        log.info("feed health notice sent to %s: %s", channel.name, notice.title)
+        sent += 1
+    return sent
 
 
 class _Loop:
@@ -169,6 +191,9 @@ class _Loop:
     async def send_due_alerts(self) -> None:
         await self.dispatcher.dispatch(self.app.clock())
 
+    async def check_feed_health(self) -> None:
+        await send_health_notices(self.app)
+
     async def drain(self, timeout: float) -> None:
         if self.inflight:
             await asyncio.wait(list(self.inflight.values()), timeout=timeout)
@@ -189,6 +214,8 @@ async def run_forever(app: App, stop: asyncio.Event) -> None:
         for job in (jobs.start_due_polls, jobs.send_due_alerts):
             scheduler.add_job(job, trigger, max_instances=1, coalesce=True,
                               next_run_time=app.clock(), misfire_grace_time=None)
+        scheduler.add_job(jobs.check_feed_health, IntervalTrigger(minutes=1, timezone=UTC),
+                          max_instances=1, coalesce=True, misfire_grace_time=None)
         scheduler.start()
         log.info("monitor running: %d feeds, %d watchlists, %d channels",
                  len(app.store.feeds()), len(app.watchlists), len(app.channels))

@@ -66,6 +66,8 @@ class Feed(Base):
     """Where the feed now lives, after permanent redirects (None: ``url``)."""
     gone_at: Mapped[datetime | None]
     """When the feed first answered 410 Gone (None: not gone)."""
+    health_alerted_at: Mapped[datetime | None]
+    """When the admin channel was told the feed is failing (None: not alerted)."""
     title: Mapped[str | None] = mapped_column(Text)
     interval_seconds: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -46,6 +46,8 @@ class FeedRow:
     consecutive_failures: int
     fetch_url: str | None = None
     gone_at: datetime | None = None
+    health_alerted_at: datetime | None = None
+    created_at: datetime | None = None
     items: int = 0
 
     @property
@@ -249,6 +251,14 @@ class Store:
             raise StoreError(f"cannot save the poll of feed {feed_id}: {exc}") from exc
         return counts
 
+    def set_health_alerted(self, feed_id: int, at: datetime | None) -> None:
+        """Record that the admin channel was told the feed is failing (None: recovered)."""
+        try:
+            with self._session() as s, s.begin():
+                s.execute(update(Feed).where(Feed.id == feed_id).values(health_alerted_at=at))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot save the health of feed {feed_id}: {exc}") from exc
+
     # ------------------------------------------------------------ outbox
 
     def pending_alerts(self, due_at: datetime | None, limit: int = 10_000,
@@ -331,5 +341,6 @@ def _feed_row(f: Feed, items: int = 0) -> FeedRow:
         last_checked_at=f.last_checked_at, last_success_at=f.last_success_at,
         next_check_at=f.next_check_at, last_status=f.last_status, last_error=f.last_error,
         consecutive_failures=f.consecutive_failures, fetch_url=f.fetch_url,
-        gone_at=f.gone_at, items=items,
+        gone_at=f.gone_at, health_alerted_at=f.health_alerted_at, created_at=f.created_at,
+        items=items,
     )

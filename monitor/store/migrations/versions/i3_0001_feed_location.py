@@ -1,4 +1,4 @@
-"""feeds: fetch_url after permanent redirects, gone_at after 410
+"""feeds: fetch_url after permanent redirects, gone_at after 410, health_alerted_at
 
 Revision ID: i3_0001
 Revises: 0001
@@ -20,9 +20,11 @@ def upgrade() -> None:
     with op.batch_alter_table("feeds", schema=None) as batch_op:
         batch_op.add_column(sa.Column("fetch_url", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("gone_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("health_alerted_at", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("feeds", schema=None) as batch_op:
+        batch_op.drop_column("health_alerted_at")
         batch_op.drop_column("gone_at")
         batch_op.drop_column("fetch_url")
