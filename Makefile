@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/monitor.toml
 
-.PHONY: run test lint check clean
+.PHONY: run test lint bench-fetch clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check monitor tests
 	$(BIN)/mypy
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-dev
+
+## bench-fetch: poll cycles of 1,000 and 10,000 local feeds, monitor against reader
+bench-fetch: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.fetch_cycle $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
