@@ -27,12 +27,12 @@ run: $(VENV)/.installed
 ## test: fresh machine -> the whole suite, then ruff and strict mypy
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
-	$(BIN)/ruff check monitor tests
+	$(BIN)/ruff check monitor tests bench
 	$(BIN)/mypy
 
 ## lint: ruff and strict mypy on the package
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check monitor tests
+	$(BIN)/ruff check monitor tests bench
 	$(BIN)/mypy
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python

@@ -132,12 +132,13 @@ def main() -> None:
         results = {t: run_child(t, size, args.items, args.seed, args.concurrency) for t in tools}
         for tool, r in results.items():
             line = "  ".join(
-                f"{c} {r[c]:7.2f}s ({size / r[c]:7.0f} feeds/s, {r[c + '_items'] / r[c]:7.0f} items/s)"
-                for c in ("cold", "warm", "advance"))
+                f"{c} {r[c]:7.2f}s ({size / r[c]:7.0f} feeds/s, "
+                f"{r[c + '_items'] / r[c]:7.0f} items/s)" for c in ("cold", "warm", "advance"))
             print(f"{size:>6} feeds  {tool:<8} {line}  peak {r['peak_mb']:.0f} MB")
         m = results["monitor"]
         if "cold_errors" in m and (m["cold_errors"] or m["warm_errors"]):
-            print(f"        monitor errors: cold {m['cold_errors']:.0f}, warm {m['warm_errors']:.0f}")
+            print(f"        monitor errors: cold {m['cold_errors']:.0f}, "
+                  f"warm {m['warm_errors']:.0f}")
         if "reader" in results:
             rd = results["reader"]
             ratios = "  ".join(f"{c} ×{rd[c] / m[c]:.1f}" for c in ("cold", "warm", "advance"))
