@@ -154,8 +154,7 @@ def _cmd_run(config: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_check(config: Config, args: argparse.Namespace) -> int:
-    problems = channel_problems(
-        config.path.name, ((c.name, c.url.get_secret_value()) for c in config.channels))
+    problems = channel_problems(config.path.name, config.channels, config.templates)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems:

@@ -10,9 +10,9 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from .dedup import identity
+from .dedup import identity, story_keys
 from .errors import FeedError
 from .fetch import Fetcher, FetchResult
 from .match import Document, Watchlist, WatchlistMatch, snippet
@@ -39,14 +39,18 @@ def document(entry: Entry, feed_title: str | None, link: str | None = None) -> D
 
 
 def match_entry(entry: Entry, feed_title: str | None, watchlists: Sequence[Watchlist],
-                routes: Mapping[str, tuple[str, ...]]) -> tuple[NewMatch, ...]:
-    """Every watchlist that matches the entry, with its snippet and the channels it goes to."""
+                routes: Mapping[str, tuple[str, ...]],
+                min_rules: Mapping[str, int] | None = None) -> tuple[NewMatch, ...]:
+    """Every watchlist that matches the entry, with its snippet and the channels it goes
+    to: those subscribed to the watchlist whose ``min_rules`` the match reaches."""
     doc = document(entry, feed_title)
     out = []
     for wl in watchlists:
         m = wl.match(doc)
         if m is not None:
-            out.append(_new_match(doc, m, routes.get(wl.name, ())))
+            channels = tuple(c for c in routes.get(wl.name, ())
+                             if len(m.rules) >= (min_rules or {}).get(c, 1))
+            out.append(_new_match(doc, m, channels))
     return tuple(out)
 
 
@@ -61,11 +65,15 @@ def _new_match(doc: Document, m: WatchlistMatch, channels: tuple[str, ...]) -> N
 
 class Poller:
     def __init__(self, store: Store, fetcher: Fetcher, watchlists: Sequence[Watchlist],
-                 routes: Mapping[str, tuple[str, ...]]) -> None:
+                 routes: Mapping[str, tuple[str, ...]], *,
+                 min_rules: Mapping[str, int] | None = None,
+                 story_window: timedelta = timedelta(hours=48)) -> None:
         self.store = store
         self.fetcher = fetcher
         self.watchlists = tuple(watchlists)
         self.routes = routes
+        self.min_rules = dict(min_rules or {})
+        self.story_window = story_window
 
     async def poll(self, feed: FeedRow, now: datetime) -> PollReport:
         result = await self.fetcher.fetch(feed.url, feed.etag, feed.last_modified)
@@ -99,15 +107,18 @@ class Poller:
         for key, e in keyed.items():
             if key in known:
                 continue
+            matches = match_entry(e, feed_title, self.watchlists, self.routes, self.min_rules)
+            story = story_keys(e.title, e.content or e.summary) if matches else None
             items.append(NewItem(
                 key=key, guid=e.guid, link=e.link, title=e.title, summary=e.summary,
                 content=e.content, author=e.author, published_at=e.published,
-                matches=match_entry(e, feed_title, self.watchlists, self.routes),
+                matches=matches, title_key=story.title_key if story else None,
+                simhash=story.simhash if story else None,
             ))
         return parsed.title, items
 
     def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem]) -> PollReport:
-        counts = self.store.record_poll(feed.id, state, items)
+        counts = self.store.record_poll(feed.id, state, items, story_window=self.story_window)
         if state.ok:
             log.info("polled %s: %s, %d new items, %d matches", feed.url,
                      state.status, counts.new_items, counts.matches)

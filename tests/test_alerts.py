@@ -80,7 +80,7 @@ def test_a_dead_channel_backs_off_and_does_not_hold_up_the_others(
         # fresh channels each time: apprise paces messages to one service by seconds
         channels = [load_channel("dead", dead_url), load_channel("file", "alertfile://out/alerts.log")]
         return Dispatcher(store, channels, retry_after=timedelta(minutes=1),
-                          max_retry_after=timedelta(minutes=3))
+                          max_retry_after=timedelta(minutes=3), jitter=lambda: 1.0)
 
     counts = asyncio.run(dispatcher().dispatch(NOW))
     assert (counts.sent, counts.failed) == (1, 1)
