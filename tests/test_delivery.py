@@ -103,7 +103,10 @@ KILLER = textwrap.dedent('''
 ''')
 
 
-def test_killed_between_send_and_mark_loses_nothing_and_resends_once(tmp_path: Path) -> None:
+def test_killed_between_send_and_mark_loses_nothing_and_resends_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     db = tmp_path / "m.db"
     store = make_store(db, ("desk",), ["Fighting in Tripoli", "Clashes near Tripoli"])
     proc = subprocess.run([sys.executable, "-c", KILLER, f"sqlite:///{db}", NOW.isoformat()],
@@ -115,7 +118,7 @@ def test_killed_between_send_and_mark_loses_nothing_and_resends_once(tmp_path: P
     (waiting,) = store.pending_alerts(None)
     assert (inflight.title, waiting.title) == ("Fighting in Tripoli", "Clashes near Tripoli")
 
-    d = dispatcher(store, load_channel("desk", "alertfile://" + str(log)))
+    d = dispatcher(store, load_channel("desk", "alertfile://out.log"))
     assert asyncio.run(d.dispatch(NOW)).sent == 1  # the second; the first is leased
     later = NOW + timedelta(minutes=5)  # past the lease (timeout * 2 + 60 s)
     assert asyncio.run(d.dispatch(later)).sent == 1
