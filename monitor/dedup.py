@@ -5,8 +5,8 @@ of its content; the stored key is a SHA-256 of that, so keys have one length.
 
 Wire copy is syndicated: the same story reaches many feeds with the same or a lightly
 edited title and body. Two items are the same story when, within a window, their
-normalized titles are equal, or the 64-bit SimHashes of their text (title + body, word
-shingles) differ in at most a few bits.
+normalized titles are equal, or the 64-bit SimHashes of their bodies (three-word
+shingles) differ in at most ``MAX_DISTANCE`` bits.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .parse import Entry
 from .text import clean, tokenize
 
 __all__ = [
+    "MAX_DISTANCE",
     "StoryCandidate",
     "StoryKeys",
     "content_hash",
@@ -31,8 +32,9 @@ __all__ = [
     "title_key",
 ]
 
-MAX_DISTANCE = 3
-"""Bits two SimHashes may differ by and still be the same story."""
+MAX_DISTANCE = 10
+"""Bits two SimHashes may differ by and still be the same story. News bodies are short:
+a lightly edited wire copy differs by 2-8 bits, unrelated texts by about 32 (±4)."""
 _MIN_WORDS = 8
 """Texts shorter than this are too short for the SimHash to mean anything."""
 
@@ -97,7 +99,9 @@ class StoryKeys:
 
 
 def story_keys(title: str, body: str) -> StoryKeys:
-    return StoryKeys(title_key(title), simhash(f"{title}\n{body}"))
+    """The title's key, and the SimHash of the body (outlets rewrite titles more than
+    bodies), or of title and body together when the body alone is too short."""
+    return StoryKeys(title_key(title), simhash(body) or simhash(f"{title}\n{body}"))
 
 
 @dataclass(frozen=True)
