@@ -163,3 +163,21 @@ def test_a_slow_channel_does_not_hold_up_the_others(tmp_path: Path) -> None:
             "[libya] Fighting in Tripoli"]
         assert len(slow_rx.delivered()) == 1
     assert store.outbox_counts() == {("fast", "sent"): 1, ("slow", "sent"): 1}
+
+
+def test_hostile_feed_text_arrives_inert_by_email(tmp_path: Path,
+                                                   smtp_server: SmtpServer) -> None:
+    title = 'Tripoli <script>alert(1)</script>\r\nBcc: all@example.org <img src="x">'
+    store = make_store(tmp_path / "m.db", ("desk",), [title])
+    d = dispatcher(store, load_channel("desk", smtp_server.url()))
+    assert asyncio.run(d.dispatch(NOW)).sent == 1
+    (msg,) = smtp_server.messages
+    assert msg["Subject"] == ('[libya] Tripoli <script>alert(1)</script> Bcc: all@example.org '
+                              '<img src="x">')
+    assert msg["Bcc"] is None
+    html = msg.get_body(preferencelist=("html",))
+    assert html is not None
+    content = str(html.get_content())
+    assert "<script>" not in content and "<img" not in content
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in content
+    assert "Tripoli <script>alert(1)</script>" in SmtpServer.text(msg)  # as text, inert
