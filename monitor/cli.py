@@ -224,7 +224,7 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
 
 def _cmd_alerts_list(config: Config, args: argparse.Namespace) -> int:
     store = build(config).store
-    rows = store.alerts(["dead"]) if args.failed else store.pending_alerts(None)
+    rows = store.alerts(["dead"] if args.failed else ["pending", "sending"])
     if args.json:
         print(json.dumps([{
             "id": a.id, "channel": a.channel, "watchlist": a.watchlist, "title": a.title,
