@@ -22,7 +22,8 @@ RULES = [{"index": 0, "rule": "Tripoli", "terms": [
     {"field": "title", "start": 12, "end": 19, "text": "Tripoli"}]}]
 
 
-def make_store(db: Path, channels: tuple[str, ...], titles: list[str]) -> Store:
+def make_store(db: Path, channels: tuple[str, ...], titles: list[str],
+               at: datetime = NOW) -> Store:
     engine = create(f"sqlite:///{db}")
     migrate(engine)
     s = Store(engine)
@@ -32,7 +33,7 @@ def make_store(db: Path, channels: tuple[str, ...], titles: list[str]) -> Store:
     items = [NewItem(f"k{i}", None, f"https://example.org/{i}", t, "", "", "", None,
                      (NewMatch("libya", RULES, t, [[12, 19]], channels),))
              for i, t in enumerate(titles)]
-    s.record_poll(feed.id, FetchState(NOW, NOW, True, 200), items)
+    s.record_poll(feed.id, FetchState(at, at, True, 200), items)
     return s
 
 

@@ -125,3 +125,19 @@ def test_digest_channel_sends_only_on_its_schedule(logdir: Path) -> None:
     assert entries(logdir / "digest.log") == ["monitor digest: 2 matches in 1 watchlist"]
     assert asyncio.run(d.send_digest("daily", morning + timedelta(days=1))).sent == 0
 
+
+
+
+def test_an_instant_channel_holds_quiet_hours_then_sends_one_digest(logdir: Path) -> None:
+    night = datetime(2026, 1, 19, 23, 0, tzinfo=UTC)
+    store = make_store(logdir / "m.db", ("desk",), ["Fighting in Tripoli",
+                                                   "Airport closed in Tripoli"], at=night)
+    desk = load_channel("desk", "alertfile://out.log",
+                        policy=Policy(quiet=QuietHours.parse("22:00-07:00", UTC)))
+    d = Dispatcher(store, [desk], retry_after=timedelta(minutes=1),
+                   max_retry_after=timedelta(hours=1))
+    assert asyncio.run(d.dispatch(night + timedelta(hours=2))).sent == 0
+    morning = datetime(2026, 1, 20, 7, 0, tzinfo=UTC)
+    assert asyncio.run(d.dispatch(morning)).sent == 1
+    assert entries(logdir / "out.log") == ["monitor digest: 2 matches in 1 watchlist"]
+    assert store.pending_alerts(None) == []

@@ -16,6 +16,7 @@ ever written to a log or an error.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import re
@@ -194,7 +195,7 @@ class Dispatcher:
             task = asyncio.create_task(self._serve(self.channels[name], rows, now,
                                                    self.counts), name=f"alerts {name}")
             self.busy[name] = task
-            task.add_done_callback(lambda t, n=name: self._done(n, t))  # type: ignore[misc]
+            task.add_done_callback(functools.partial(self._done, name))
 
     def _done(self, name: str, task: asyncio.Task[None]) -> None:
         self.busy.pop(name, None)
