@@ -76,7 +76,8 @@ class App:
     def dispatcher(self) -> Dispatcher:
         a = self.config.settings.alerts
         return Dispatcher(self.store, self.channels, retry_after=a.retry_after,
-                          max_retry_after=a.max_retry_after, max_attempts=a.max_attempts)
+                          max_retry_after=a.max_retry_after, max_attempts=a.max_attempts,
+                          clock=self.clock)
 
 
 def build(config: Config, clock: Clock = utcnow) -> App:

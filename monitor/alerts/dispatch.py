@@ -155,8 +155,12 @@ class Dispatcher:
 
     def __init__(self, store: Store, channels: Iterable[Channel], *,
                  retry_after: timedelta, max_retry_after: timedelta, max_attempts: int = 10,
-                 jitter: Callable[[], float] | None = None) -> None:
+                 jitter: Callable[[], float] | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
+        self.clock = clock
+        """With a clock (the daemon), each claim and mark reads it: a channel may take
+        minutes over a burst. Without (tests, ``run --once``), the ``now`` passed in."""
         self.channels = {c.name: c for c in channels}
         self.retry_after = retry_after
         self.max_retry_after = max_retry_after
@@ -238,6 +242,7 @@ class Dispatcher:
 
     async def _send_batch(self, channel: Channel, rows: list[PendingAlert], kind: Kind,
                           now: datetime, counts: DispatchCounts) -> bool:
+        now = self.clock() if self.clock is not None else now
         lease = now + timedelta(seconds=channel.timeout * 2 + 60)
         claimed = set(self.store.claim([r.id for r in rows], now, lease))
         rows = [r for r in rows if r.id in claimed]
@@ -247,6 +252,7 @@ class Dispatcher:
         message = channel.renderer.render(rows, kind, channel=channel.name,
                                           limit=channel.policy.max_per_hour)
         error = await send(channel, message)
+        now = self.clock() if self.clock is not None else now
         if error is None:
             self.store.mark_sent(ids, now, batch=f"{kind[0]}{min(ids)}")
             counts.sent += 1
