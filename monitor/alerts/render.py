@@ -26,7 +26,8 @@ from markupsafe import Markup
 
 from ..store import PendingAlert
 
-__all__ = ["FORMATS", "Format", "Kind", "Message", "Renderer", "one_line", "slack_escape"]
+__all__ = ["FORMATS", "Format", "Kind", "Message", "Renderer", "one_line", "slack_escape",
+           "web_link"]
 
 Format = Literal["text", "html", "slack"]
 Kind = Literal["alert", "digest", "summary"]
@@ -123,19 +124,27 @@ def story(a: PendingAlert) -> dict[str, Any]:
         "feed": one_line(a.feed_title or ""),
         "feed_url": a.feed_url,
         "published": f"{a.published_at:%Y-%m-%d %H:%M} UTC" if a.published_at else None,
-        "link": a.link,
+        "link": web_link(a.link),
         "snippet": _segments(a.snippet, a.marks),
         "also": [{"feed": one_line(s.feed_title or ""), "feed_url": s.feed_url,
-                  "link": s.link} for s in a.also],
+                  "link": web_link(s.link)} for s in a.also],
     }
+
+
+def web_link(link: str | None) -> str | None:
+    """An item's link if it is http(s) and one line; a feed may offer ``javascript:``."""
+    if not link or _LINE_BREAKS.search(link) or not re.match(r"https?://", link, re.I):
+        return None
+    return link
 
 
 def _merge(into: dict[str, Any], a: PendingAlert) -> None:
     """Another alert of the same story in one digest: one more source."""
     known = {o["feed_url"] for o in into["also"]} | {into["feed_url"]}
-    for src in ({"feed": one_line(a.feed_title or ""), "feed_url": a.feed_url, "link": a.link},
-                *({"feed": one_line(s.feed_title or ""), "feed_url": s.feed_url, "link": s.link}
-                  for s in a.also)):
+    for src in ({"feed": one_line(a.feed_title or ""), "feed_url": a.feed_url,
+                 "link": web_link(a.link)},
+                *({"feed": one_line(s.feed_title or ""), "feed_url": s.feed_url,
+                   "link": web_link(s.link)} for s in a.also)):
         if src["feed_url"] not in known:
             into["also"].append(src)
             known.add(src["feed_url"])
