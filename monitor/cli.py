@@ -18,7 +18,7 @@ from pathlib import Path
 from . import __version__
 from .alerts import channel_problems, load_channel, send_test
 from .config import Config, default_config_path, load_config
-from .daemon import build, run_forever, run_once
+from .daemon import build, run_forever, run_once, schedule_problems
 from .errors import ConfigError, MonitorError
 from .match import Document, compile_errors, compile_watchlist, snippet
 from .match.watchlist import WatchlistSpec
@@ -73,9 +73,19 @@ def _parser() -> argparse.ArgumentParser:
     alerts_sub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
     al = alerts_sub.add_parser("list", help="alerts still pending, with their last error",
                                description="List the alerts not yet delivered, with the "
-                               "number of attempts and the last error.")
+                               "number of attempts and the last error; with --failed, the "
+                               "dead letters (alerts that used every attempt) instead.")
+    al.add_argument("--failed", action="store_true",
+                    help="list the dead letters, with every error")
     al.add_argument("--json", action="store_true", help="print JSON for scripts")
     al.set_defaults(func=_cmd_alerts_list)
+    ar = alerts_sub.add_parser("retry", help="send dead letters again",
+                               description="Put dead letters (or alerts waiting out a "
+                               "retry delay) back in the queue, due now, with a fresh count "
+                               "of attempts. Their error history is kept.")
+    ar.add_argument("ids", nargs="*", type=int, metavar="ID", help="alert ids (alerts list)")
+    ar.add_argument("--all", action="store_true", help="every dead letter")
+    ar.set_defaults(func=_cmd_alerts_retry)
 
     wl = sub.add_parser("watchlists", help="watchlists and rules",
                         description="Inspect watchlists and try rules.")
@@ -154,8 +164,8 @@ def _cmd_run(config: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_check(config: Config, args: argparse.Namespace) -> int:
-    problems = channel_problems(
-        config.path.name, ((c.name, c.url.get_secret_value()) for c in config.channels))
+    problems = channel_problems(config.path.name, config.channels, config.templates)
+    problems += schedule_problems(config)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems:
@@ -217,23 +227,33 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
 
 def _cmd_alerts_list(config: Config, args: argparse.Namespace) -> int:
     store = build(config).store
-    pending = store.pending_alerts(None)
+    rows = store.alerts(["dead"] if args.failed else ["pending", "sending"])
     if args.json:
         print(json.dumps([{
             "id": a.id, "channel": a.channel, "watchlist": a.watchlist, "title": a.title,
-            "attempts": a.attempts, "last_error": a.last_error,
-            "created_at": _iso(a.created_at),
-        } for a in pending], indent=2))
+            "status": a.status, "attempts": a.attempts, "last_error": a.last_error,
+            "errors": list(a.errors), "created_at": _iso(a.created_at),
+        } for a in rows], indent=2))
         return 0
-    if not pending:
-        print("no pending alerts")
+    if not rows:
+        print("no failed alerts" if args.failed else "no pending alerts")
         return 0
     table: list[tuple[str, ...]] = [
         ("ID", "CHANNEL", "WATCHLIST", "ATTEMPTS", "TITLE", "LAST ERROR")]
     table += [(str(a.id), a.channel, a.watchlist, str(a.attempts), a.title[:60],
-               a.last_error or "") for a in pending]
+               a.last_error or "") for a in rows]
     _print_table(table)
     return 0
+
+
+def _cmd_alerts_retry(config: Config, args: argparse.Namespace) -> int:
+    if bool(args.ids) == bool(args.all):
+        print("error: give alert ids or --all", file=sys.stderr)
+        return 2
+    store = build(config).store
+    count = store.retry(None if args.all else args.ids, datetime.now(UTC))
+    print(f"{count} alert{'s' if count != 1 else ''} queued again")
+    return 0 if count or args.all else 1
 
 
 def _cmd_watchlists_list(config: Config, args: argparse.Namespace) -> int:

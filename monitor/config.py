@@ -15,7 +15,8 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+import zoneinfo
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,6 +31,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from . import __version__
@@ -131,16 +133,77 @@ class AlertSettings(_Model):
     retry_after: Duration = timedelta(minutes=1)
     """First wait before a failed alert is sent again; doubles on each failure."""
     max_retry_after: Duration = timedelta(hours=1)
+    max_attempts: int = Field(default=10, ge=1, le=1000)
+    """Attempts before an alert becomes a dead letter (``monitor alerts retry``)."""
+    story_window: Duration = timedelta(hours=48)
+    """How far back an item may find the same story in another feed."""
     admin_channel: str | None = None
     """The channel told when a feed fails for longer than ``feed_failing_after``."""
     feed_failing_after: Duration = timedelta(hours=6)
+
+
+_QUIET_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+_CRON_RE = re.compile(r"^\S+(\s+\S+){4}$")
+TEMPLATE_KINDS = ("subject", "text", "html", "slack")
 
 
 class ChannelSettings(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     url: SecretStr
     watchlists: list[str] = []
-    mode: Literal["instant"] = "instant"
+    min_rules: int = Field(default=1, ge=1)
+    """Only matches where at least this many of the watchlist's rules fired."""
+    mode: Literal["instant", "digest"] = "instant"
+    digest_schedule: str | None = None
+    """Cron (minute hour day month weekday) at which a digest channel sends."""
+    timezone: str = "UTC"
+    max_per_hour: int | None = Field(default=None, ge=1)
+    quiet_hours: str | None = None
+    """``"HH:MM-HH:MM"`` in ``timezone``: alerts wait and go as one digest after."""
+    timeout: Duration = timedelta(seconds=60)
+    """The longest one message may take; then the attempt counts as failed."""
+    templates: dict[str, str] = {}
+    """Per format (subject, text, html, slack): a Jinja2 file replacing the default,
+    relative to the settings file."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_tz(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a time zone; write e.g. 'Africa/Tripoli'") from exc
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet(cls, value: str | None) -> str | None:
+        if value is not None and not _QUIET_RE.match(value.replace(" ", "")):
+            raise ValueError(f"{value!r} is not a range of hours; write e.g. '22:00-07:00'")
+        return None if value is None else value.replace(" ", "")
+
+    @field_validator("digest_schedule")
+    @classmethod
+    def _check_cron(cls, value: str | None) -> str | None:
+        if value is not None and not _CRON_RE.match(value.strip()):
+            raise ValueError(f"{value!r} is not a cron schedule; write five fields, "
+                             "e.g. '0 7 * * *' (minute hour day month weekday)")
+        return None if value is None else value.strip()
+
+    @field_validator("templates")
+    @classmethod
+    def _check_templates(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(TEMPLATE_KINDS))
+        if unknown:
+            raise ValueError(f"unknown template {', '.join(unknown)}; "
+                             f"the formats are {', '.join(TEMPLATE_KINDS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _digest_needs_schedule(self) -> ChannelSettings:
+        if self.mode == "digest" and not self.digest_schedule:
+            raise ValueError("mode = \"digest\" needs a digest_schedule, e.g. \"0 7 * * *\"")
+        return self
 
 
 class Settings(_Model):
@@ -187,6 +250,8 @@ class Config:
     settings: Settings
     feeds: tuple[FeedSettings, ...]
     watchlists: tuple[WatchlistSpec, ...]
+    templates: dict[str, dict[str, str]] = field(default_factory=dict)
+    """channel name -> format -> the text of its own template."""
 
     @property
     def channels(self) -> list[ChannelSettings]:
@@ -236,9 +301,19 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             problems.append(Problem(path.name, f"channel[{i}].name",
                                     f"channel name {ch.name!r} is used twice"))
         seen.setdefault(ch.name, i)
+    templates: dict[str, dict[str, str]] = {}
+    for i, ch in enumerate(settings.channel):
+        for kind, rel in ch.templates.items():
+            try:
+                text = (base / rel).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(Problem(path.name, f"channel[{i}].templates.{kind}",
+                                        f"cannot read {rel}: {exc}"))
+                continue
+            templates.setdefault(ch.name, {})[kind] = text
     if problems:
         raise ConfigError(problems)
-    return Config(path, settings, tuple(_dedup_feeds(feeds)), specs)
+    return Config(path, settings, tuple(_dedup_feeds(feeds)), specs, templates)
 
 
 def _dedup_feeds(feeds: list[FeedSettings]) -> list[FeedSettings]:

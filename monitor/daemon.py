@@ -17,9 +17,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .alerts import Channel, DispatchCounts, Dispatcher, Message, load_channel, send
+from .alerts import (
+    Channel,
+    DispatchCounts,
+    Dispatcher,
+    Message,
+    channel_from_settings,
+    send,
+)
 from .config import Config
 from .errors import AlertError, ConfigError, Problem
 from .fetch import FeedAuth, Fetcher
@@ -58,6 +66,10 @@ class App:
                 routes.setdefault(wl, []).append(ch.name)
         return {k: tuple(v) for k, v in routes.items()}
 
+    @property
+    def min_rules(self) -> dict[str, int]:
+        return {ch.name: ch.min_rules for ch in self.config.channels}
+
     def fetcher(self) -> Fetcher:
         f = self.config.settings.fetch
         return Fetcher(timeout=f.timeout.total_seconds(), max_body_bytes=f.max_body_bytes,
@@ -65,7 +77,9 @@ class App:
                        allow_private_networks=f.allow_private_networks, per_host=f.per_host)
 
     def poller(self, fetcher: Fetcher) -> Poller:
-        return Poller(self.store, fetcher, self.watchlists, self.routes, self.feed_options)
+        return Poller(self.store, fetcher, self.watchlists, self.routes, self.feed_options,
+                      min_rules=self.min_rules,
+                      story_window=self.config.settings.alerts.story_window)
 
     @property
     def feed_options(self) -> dict[str, FeedOptions]:
@@ -87,7 +101,8 @@ class App:
     def dispatcher(self) -> Dispatcher:
         a = self.config.settings.alerts
         return Dispatcher(self.store, self.channels, retry_after=a.retry_after,
-                          max_retry_after=a.max_retry_after)
+                          max_retry_after=a.max_retry_after, max_attempts=a.max_attempts,
+                          clock=self.clock)
 
 
 def build(config: Config, clock: Clock = utcnow) -> App:
@@ -97,9 +112,11 @@ def build(config: Config, clock: Clock = utcnow) -> App:
     channels = []
     for i, ch in enumerate(config.channels):
         try:
-            channels.append(load_channel(ch.name, ch.url.get_secret_value()))
+            channels.append(channel_from_settings(ch, config.templates.get(ch.name)))
         except AlertError as exc:
-            problems.append(Problem(config.path.name, f"channel[{i}].url", str(exc)))
+            where = "templates" if str(exc).startswith("template") else "url"
+            problems.append(Problem(config.path.name, f"channel[{i}].{where}", str(exc)))
+    problems += schedule_problems(config)
     if problems:
         raise ConfigError(problems)
     engine = create(config.settings.database.url.get_secret_value())
@@ -112,6 +129,24 @@ def build(config: Config, clock: Clock = utcnow) -> App:
     store.sync_watchlists({w.name: asdict(w) for w in config.watchlists}, now)
     watchlists = [compile_watchlist(spec) for spec in config.watchlists]
     return App(config, store, watchlists, channels, clock)
+
+
+def digest_trigger(schedule: str, timezone: str) -> CronTrigger:
+    """The trigger of a digest channel; ValueError if cron does not accept it."""
+    return CronTrigger.from_crontab(schedule, timezone=timezone)
+
+
+def schedule_problems(config: Config) -> list[Problem]:
+    """Each digest_schedule that APScheduler's cron refuses."""
+    problems = []
+    for i, ch in enumerate(config.channels):
+        if ch.digest_schedule:
+            try:
+                digest_trigger(ch.digest_schedule, ch.timezone)
+            except ValueError as exc:
+                problems.append(Problem(config.path.name, f"channel[{i}].digest_schedule",
+                                        f"not a cron schedule: {exc}"))
+    return problems
 
 
 @dataclass
@@ -189,7 +224,10 @@ class _Loop:
             log.error("poll of feed %d crashed", feed_id, exc_info=task.exception())
 
     async def send_due_alerts(self) -> None:
-        await self.dispatcher.dispatch(self.app.clock())
+        self.dispatcher.start(self.app.clock())  # one task per channel; returns at once
+
+    async def send_digest(self, channel: str) -> None:
+        await self.dispatcher.send_digest(channel, self.app.clock())
 
     async def check_feed_health(self) -> None:
         await send_health_notices(self.app)
@@ -199,6 +237,7 @@ class _Loop:
             await asyncio.wait(list(self.inflight.values()), timeout=timeout)
         for task in self.inflight.values():
             task.cancel()
+        await self.dispatcher.drain(timeout)  # a message in flight is let finish
 
 
 async def run_forever(app: App, stop: asyncio.Event) -> None:
@@ -216,6 +255,12 @@ async def run_forever(app: App, stop: asyncio.Event) -> None:
                               next_run_time=app.clock(), misfire_grace_time=None)
         scheduler.add_job(jobs.check_feed_health, IntervalTrigger(minutes=1, timezone=UTC),
                           max_instances=1, coalesce=True, misfire_grace_time=None)
+        for ch in app.config.channels:
+            if ch.mode == "digest" and ch.digest_schedule:
+                scheduler.add_job(jobs.send_digest, digest_trigger(ch.digest_schedule,
+                                                                   ch.timezone),
+                                  args=[ch.name], max_instances=1, coalesce=True,
+                                  misfire_grace_time=3600)
         scheduler.start()
         log.info("monitor running: %d feeds, %d watchlists, %d channels",
                  len(app.store.feeds()), len(app.watchlists), len(app.channels))

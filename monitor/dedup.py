@@ -1,16 +1,42 @@
-"""Item identity. Pure.
+"""Item identity and stories. Pure.
 
 An item is stored once per feed. Its identity is its guid, else its link, else a hash
 of its content; the stored key is a SHA-256 of that, so keys have one length.
+
+Wire copy is syndicated: the same story reaches many feeds with the same or a lightly
+edited title and body. Two items are the same story when, within a window, their
+normalized titles are equal, or the 64-bit SimHashes of their bodies (three-word
+shingles) differ in at most ``MAX_DISTANCE`` bits.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from .parse import Entry
+from .text import clean, tokenize
 
-__all__ = ["content_hash", "identity"]
+__all__ = [
+    "MAX_DISTANCE",
+    "StoryCandidate",
+    "StoryKeys",
+    "content_hash",
+    "find_story",
+    "hamming",
+    "identity",
+    "simhash",
+    "story_keys",
+    "title_key",
+]
+
+MAX_DISTANCE = 10
+"""Bits two SimHashes may differ by and still be the same story. News bodies are short:
+a lightly edited wire copy differs by 2-8 bits, unrelated texts by about 32 (±4)."""
+_MIN_WORDS = 8
+"""Texts shorter than this are too short for the SimHash to mean anything."""
 
 
 def content_hash(entry: Entry) -> str:
@@ -31,3 +57,79 @@ def identity(entry: Entry) -> str:
     else:
         basis = "hash:" + content_hash(entry)
     return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _words(text: str) -> list[str]:
+    return [t.key for t in tokenize(clean(text))]
+
+
+def title_key(title: str) -> str | None:
+    """The title folded to its words (case, accents, punctuation ignored), hashed; None
+    for a title too short to identify a story (``Update``, ``Breaking news``)."""
+    words = _words(title)
+    if len(words) < 4:
+        return None
+    return hashlib.sha256(" ".join(words).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def simhash(text: str, shingle: int = 3) -> str | None:
+    """A 64-bit SimHash of the word shingles of ``text``, as 16 hex digits; None for a
+    text too short to compare."""
+    words = _words(text)
+    if len(words) < _MIN_WORDS:
+        return None
+    weights = [0] * 64
+    for i in range(len(words) - shingle + 1):
+        gram = " ".join(words[i : i + shingle]).encode("utf-8", "surrogatepass")
+        h = int.from_bytes(hashlib.blake2b(gram, digest_size=8).digest(), "big")
+        for bit in range(64):
+            weights[bit] += 1 if h >> bit & 1 else -1
+    value = sum(1 << bit for bit in range(64) if weights[bit] > 0)
+    return f"{value:016x}"
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+@dataclass(frozen=True)
+class StoryKeys:
+    title_key: str | None
+    simhash: str | None
+
+
+def story_keys(title: str, body: str) -> StoryKeys:
+    """The title's key, and the SimHash of the body (outlets rewrite titles more than
+    bodies), or of title and body together when the body alone is too short."""
+    return StoryKeys(title_key(title), simhash(body) or simhash(f"{title}\n{body}"))
+
+
+@dataclass(frozen=True)
+class StoryCandidate:
+    """An item already stored, as far as clustering needs it."""
+
+    item_id: int
+    story_id: int | None
+    feed_id: int
+    fetched_at: datetime
+    title_key: str | None
+    simhash: str | None
+
+
+def find_story(keys: StoryKeys, candidates: Iterable[StoryCandidate], *, now: datetime,
+               window: timedelta, max_distance: int = MAX_DISTANCE) -> int | None:
+    """The story (its first item's id) that an item with ``keys`` belongs to, among the
+    candidates fetched within ``window`` before ``now``; None for a new story. The
+    earliest matching story wins, so a story keeps one id."""
+    best: tuple[datetime, int] | None = None
+    for c in candidates:
+        if c.fetched_at < now - window:
+            continue
+        same = (keys.title_key is not None and keys.title_key == c.title_key) or (
+            keys.simhash is not None and c.simhash is not None
+            and hamming(keys.simhash, c.simhash) <= max_distance)
+        if same:
+            story = c.story_id if c.story_id is not None else c.item_id
+            if best is None or (c.fetched_at, story) < best:
+                best = (c.fetched_at, story)
+    return None if best is None else best[1]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .dedup import identity
+from .dedup import identity, story_keys
 from .errors import FeedError, StoreError
 from .fetch import FeedAuth, Fetcher, FetchResult
 from .match import Document, Watchlist, WatchlistMatch, snippet
@@ -41,14 +41,18 @@ def document(entry: Entry, feed_title: str | None, link: str | None = None) -> D
 
 
 def match_entry(entry: Entry, feed_title: str | None, watchlists: Sequence[Watchlist],
-                routes: Mapping[str, tuple[str, ...]]) -> tuple[NewMatch, ...]:
-    """Every watchlist that matches the entry, with its snippet and the channels it goes to."""
+                routes: Mapping[str, tuple[str, ...]],
+                min_rules: Mapping[str, int] | None = None) -> tuple[NewMatch, ...]:
+    """Every watchlist that matches the entry, with its snippet and the channels it goes
+    to: those subscribed to the watchlist whose ``min_rules`` the match reaches."""
     doc = document(entry, feed_title)
     out = []
     for wl in watchlists:
         m = wl.match(doc)
         if m is not None:
-            out.append(_new_match(doc, m, routes.get(wl.name, ())))
+            channels = tuple(c for c in routes.get(wl.name, ())
+                             if len(m.rules) >= (min_rules or {}).get(c, 1))
+            out.append(_new_match(doc, m, channels))
     return tuple(out)
 
 
@@ -74,13 +78,17 @@ class Poller:
     def __init__(self, store: Store, fetcher: Fetcher, watchlists: Sequence[Watchlist],
                  routes: Mapping[str, tuple[str, ...]],
                  options: Mapping[str, FeedOptions] | None = None,
-                 jitter: Callable[[], float] = random.random) -> None:
+                 jitter: Callable[[], float] = random.random, *,
+                 min_rules: Mapping[str, int] | None = None,
+                 story_window: timedelta = timedelta(hours=48)) -> None:
         self.store = store
         self.fetcher = fetcher
         self.watchlists = tuple(watchlists)
         self.routes = routes
         self.options = options or {}
         self.jitter = jitter
+        self.min_rules = dict(min_rules or {})
+        self.story_window = story_window
 
     async def poll(self, feed: FeedRow, now: datetime) -> PollReport:
         """Poll one feed. Never raises: whatever goes wrong is the report's error, and is
@@ -148,15 +156,18 @@ class Poller:
         for key, e in keyed.items():
             if key in known:
                 continue
+            matches = match_entry(e, feed_title, self.watchlists, self.routes, self.min_rules)
+            story = story_keys(e.title, e.content or e.summary) if matches else None
             items.append(NewItem(
                 key=key, guid=e.guid, link=e.link, title=e.title, summary=e.summary,
                 content=e.content, author=e.author, published_at=e.published,
-                matches=match_entry(e, feed_title, self.watchlists, self.routes),
+                matches=matches, title_key=story.title_key if story else None,
+                simhash=story.simhash if story else None,
             ))
         return parsed, items
 
     def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem]) -> PollReport:
-        counts = self.store.record_poll(feed.id, state, items)
+        counts = self.store.record_poll(feed.id, state, items, story_window=self.story_window)
         if state.ok:
             log.info("polled %s: %s, %d new items, %d matches", feed.url,
                      state.status, counts.new_items, counts.matches)

@@ -143,3 +143,68 @@ def rss(*items: dict[str, str], title: str = "Test feed", extra: str = "") -> st
                    + "</item>")
     out.append("</channel></rss>")
     return "".join(out)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Receiver:
+    """An HTTP endpoint on 127.0.0.1 that records every POST and answers from a script
+    of replies (then 200 "ok"). With ``hang`` set, it holds each request until
+    ``release`` is set (at most 30 s)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, bytes]] = []
+        self.script: list[Reply] = []
+        self.answered: list[int] = []
+        self.hang = False
+        self.release = threading.Event()
+        self.arrived = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                server.posts.append((self.path, body))
+                server.arrived.set()
+                if server.hang:
+                    server.release.wait(30)
+                reply = server.script.pop(0) if server.script else Reply()
+                server.answered.append(reply.status)
+                self.send_response(reply.status)
+                for k, v in reply.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def delivered(self) -> list[bytes]:
+        """The bodies of the posts answered with 200."""
+        return [body for (_, body), status in zip(self.posts, self.answered, strict=False)
+                if status == 200]

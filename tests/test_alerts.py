@@ -80,7 +80,7 @@ def test_a_dead_channel_backs_off_and_does_not_hold_up_the_others(
         # fresh channels each time: apprise paces messages to one service by seconds
         channels = [load_channel("dead", dead_url), load_channel("file", "alertfile://out/alerts.log")]
         return Dispatcher(store, channels, retry_after=timedelta(minutes=1),
-                          max_retry_after=timedelta(minutes=3))
+                          max_retry_after=timedelta(minutes=3), jitter=lambda: 1.0)
 
     counts = asyncio.run(dispatcher().dispatch(NOW))
     assert (counts.sent, counts.failed) == (1, 1)
@@ -105,3 +105,10 @@ def test_delivery_through_real_smtp(store: Store, smtp_server: SmtpServer) -> No
     assert asyncio.run(d.dispatch(NOW)).sent == 1
     assert asyncio.run(d.dispatch(NOW)).sent == 0
     assert [m["Subject"] for m in smtp_server.messages] == ["[libya] Fighting in Tripoli"]
+
+
+def test_only_web_links_are_linked() -> None:
+    for link in ("javascript:alert(1)", "data:text/html,<b>x</b>", "https://ok.example/\nBcc: x"):
+        html = render(alert(link=link), "html").body
+        assert "href" not in html and "Link:" not in render(alert(link=link)).body
+    assert 'href="https://example.org/1"' in render(alert(), "html").body

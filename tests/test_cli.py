@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, Workspace
-from servers import SmtpServer
+from servers import FeedServer, SmtpServer, rss
 
 from monitor.cli import _parser, main
 
@@ -143,3 +144,70 @@ def test_migrate_creates_the_database(workspace: Workspace) -> None:
     assert first.code == 0 and "database schema: empty -> " in first.out
     assert workspace.monitor("migrate").out.startswith("database schema is current")
     assert isinstance(Path(workspace.db).stat().st_size, int)
+
+
+def test_bad_channel_delivery_settings_name_their_field(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace.write(feeds=[], channels=[("desk", "alertfile://a.log")])
+    text = workspace.config.read_text() + (
+        'mode = "digest"\ntimezone = "Mars/Olympus"\nquiet_hours = "late"\n'
+        'templates = {pager = "p.j2"}\n')
+    workspace.config.write_text(text)
+    assert main(["--config", str(workspace.config), "check"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "error: monitor.toml: channel[0].timezone: 'Mars/Olympus' is not a time zone; "
+        "write e.g. 'Africa/Tripoli'",
+        "error: monitor.toml: channel[0].quiet_hours: 'late' is not a range of hours; "
+        "write e.g. '22:00-07:00'",
+        "error: monitor.toml: channel[0].templates: unknown template pager; the formats "
+        "are subject, text, html, slack",
+    ]
+
+
+def test_a_bad_digest_schedule_or_template_is_reported_by_check(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace.write(feeds=[], channels=[("desk", "alertfile://a.log")])
+    (workspace.root / "mine.j2").write_text("{% if kind %}unclosed", encoding="utf-8")
+    workspace.config.write_text(workspace.config.read_text() + (
+        'mode = "digest"\ndigest_schedule = "0 25 * * *"\ntemplates = {text = "mine.j2"}\n'))
+    assert main(["--config", str(workspace.config), "check"]) == 1
+    err = capsys.readouterr().err
+    assert "error: monitor.toml: channel[0].templates: template text line 1: " in err
+    assert "error: monitor.toml: channel[0].digest_schedule: not a cron schedule: " in err
+
+
+def test_a_channel_can_override_its_templates(workspace: Workspace,
+                                              feed_server: FeedServer) -> None:
+    feed = feed_server.serve("/l.xml", rss({"title": "Clashes in Tripoli", "guid": "1",
+                                            "description": "Fighting near Tripoli <today>"}))
+    (workspace.root / "subject.j2").write_text("ALERT {{ story.title }}\nBcc: x@y.org")
+    (workspace.root / "text.j2").write_text("{{ story.watchlist }}: {{ story.title }}")
+    workspace.write(feeds=[feed], channels=[("desk", "alertfile://a.log")])
+    workspace.config.write_text(workspace.config.read_text() + (
+        'templates = {subject = "subject.j2", text = "text.j2"}\n'))
+    assert workspace.monitor("run", "--once").code == 0
+    assert (workspace.root / "a.log").read_text() == (
+        "=== ALERT Clashes in Tripoli Bcc: x@y.org\nlibya: Clashes in Tripoli\n")
+
+
+def test_dead_letters_are_listed_and_retried(workspace: Workspace,
+                                             feed_server: FeedServer) -> None:
+    feed = feed_server.serve("/l.xml", rss({"title": "Clashes in Tripoli", "guid": "1"}))
+    dead = SmtpServer().url()  # never started
+    workspace.write(feeds=[feed], channels=[("desk", dead)],
+                    extra='[alerts]\nmax_attempts = 1\n')
+    assert "1 failed" in workspace.monitor("run", "--once").out
+    assert json.loads(workspace.monitor("alerts", "list", "--json").out) == []
+    (letter,) = json.loads(workspace.monitor("alerts", "list", "--failed", "--json").out)
+    assert letter["status"] == "dead" and letter["attempts"] == 1
+    assert len(letter["errors"]) == 1 and "did not accept" in letter["errors"][0]["error"]
+    assert "did not accept" in workspace.monitor("alerts", "list", "--failed").out
+    assert workspace.monitor("alerts", "retry").code == 2
+    retried = workspace.monitor("alerts", "retry", str(letter["id"]))
+    assert (retried.code, retried.out) == (0, "1 alert queued again\n")
+    (pending,) = json.loads(workspace.monitor("alerts", "list", "--json").out)
+    assert pending["attempts"] == 0 and len(pending["errors"]) == 1
+    assert workspace.monitor("alerts", "retry", "--all").out == "0 alerts queued again\n"

@@ -55,7 +55,10 @@ def test_seed_article_alerts_once_by_email_and_decoys_stay_quiet(
     assert f"Feed: Desk wire <{feed}>" in body
     assert "Link: https://news.example.org/libya/haftar-tripoli" in body
     assert "Published: 2019-09-29 10:00 UTC" in body
-    assert "**Haftar Khalifa**" in body  # the snippet highlights the words that fired
+    html = msg.get_body(preferencelist=("html",))
+    assert html is not None  # e-mail is HTML, with apprise's plain-text part beside it
+    # the snippet highlights the words that fired
+    assert "<strong>Haftar Khalifa</strong>" in str(html.get_content())
 
     second = workspace.monitor("run", "--once")
     assert second.code == 0, second.err

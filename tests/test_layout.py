@@ -15,11 +15,13 @@ HOMES = {
     "sqlalchemy": {"store/"},
     "alembic": {"store/"},
     "apprise": {"alerts/"},
+    "jinja2": {"alerts/"},
     "apscheduler": {"daemon.py"},
     "yaml": {"config.py"},
     "pydantic": {"config.py"},
 }
-PURE = ["text.py", "parse.py", "dedup.py", "opml.py", "match/", "alerts/render.py"]
+PURE = ["text.py", "parse.py", "dedup.py", "opml.py", "match/", "alerts/render.py",
+        "alerts/policy.py"]
 IO_MODULES = ("socket", "httpx", "sqlalchemy", "apprise", "subprocess", "requests",
               "urllib.request", "http.client")
 

@@ -96,8 +96,10 @@ def test_outbox_rows_are_sent_once_and_failures_wait(store: Store) -> None:
     (feed,) = store.feeds()
     store.record_poll(feed.id, ok(), [item("a", "email", "slack")])
     email, slack = store.pending_alerts(NOW)
-    store.mark_sent(email.id, NOW)
-    store.mark_failed(slack.id, "FAILURE", NOW + timedelta(minutes=1))
+    assert store.claim([email.id, slack.id], NOW, NOW + timedelta(minutes=2)) == [
+        email.id, slack.id]
+    store.mark_sent([email.id], NOW)
+    store.mark_failed([slack.id], "FAILURE", NOW, NOW + timedelta(minutes=1))
     assert store.pending_alerts(NOW) == []
     (retry,) = store.pending_alerts(NOW + timedelta(minutes=1))
     assert (retry.channel, retry.attempts, retry.last_error) == ("slack", 1, "FAILURE")

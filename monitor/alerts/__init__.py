@@ -1,24 +1,37 @@
-"""Alerts: rendering messages, and the dispatcher that sends the outbox through apprise."""
+"""Alerts: templates per format, the delivery policy (rate limits, quiet hours), and the
+dispatcher that sends the outbox through apprise."""
 
 from .dispatch import (
     Channel,
     DispatchCounts,
     Dispatcher,
+    channel_from_settings,
     channel_problems,
     load_channel,
     send,
     send_test,
 )
-from .render import Message, render
+from .policy import Plan, Policy, QuietHours, plan
+from .render import Message, Renderer, slack_escape
+from .templates import default_templates, render, renderer
 
 __all__ = [
     "Channel",
     "DispatchCounts",
     "Dispatcher",
     "Message",
+    "Plan",
+    "Policy",
+    "QuietHours",
+    "Renderer",
+    "channel_from_settings",
     "channel_problems",
+    "default_templates",
     "load_channel",
+    "plan",
     "render",
+    "renderer",
     "send",
     "send_test",
+    "slack_escape",
 ]

@@ -1,33 +1,46 @@
-"""Outbox -> apprise. The outbox row is the truth: it is marked sent only when apprise
-reports success for the channel; otherwise it stays pending with its error and a time
-for the next attempt, doubling each time.
+"""Outbox -> apprise. The outbox row is the truth (store/outbox.py): the dispatcher claims
+rows under a lease, sends, and marks them sent only when apprise reports success for the
+channel; otherwise they go back to pending with their error and a later attempt
+(doubling, with jitter, capped), and after ``max_attempts`` they are dead letters.
+
+Each channel is served by its own task, with its own timeout: a slow or dead channel
+never holds up another, nor the next round of the others. One message is in flight per
+channel at a time (apprise paces messages to one service anyway).
 
 Delivery is at-least-once: if the process dies after apprise delivered a message and
-before the row is marked sent, that one message is sent again on restart.
-Channel URLs hold secrets: only apprise's privacy form (``url(privacy=True)``) is ever
-written to a log or an error.
+before the row is marked sent, the row's lease expires and that one message is sent
+again. Channel URLs hold secrets: only apprise's privacy form (``url(privacy=True)``) is
+ever written to a log or an error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import random
 import re
-from collections.abc import Iterable
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import apprise
+import jinja2
 
+from ..config import ChannelSettings
 from ..errors import AlertError, Problem
 from ..store import PendingAlert, Store
 from . import targets  # noqa: F401  (registers the alertfile:// target)
-from .render import Message, render
+from .policy import HOUR, Plan, Policy, QuietHours, plan
+from .render import Format, Kind, Message, Renderer
+from .templates import renderer
 
 __all__ = [
     "Channel",
     "DispatchCounts",
     "Dispatcher",
+    "channel_from_settings",
     "channel_problems",
     "load_channel",
     "send",
@@ -36,7 +49,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SEND_TIMEOUT = 60.0  # seconds for one message through one channel
+SEND_TIMEOUT = 60.0  # seconds for one message through one channel, unless configured
+_BODY_FORMATS = {"text": apprise.NotifyFormat.TEXT, "html": apprise.NotifyFormat.HTML,
+                 "slack": apprise.NotifyFormat.MARKDOWN}
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,10 @@ class Channel:
     notifier: apprise.Apprise
     display_url: str
     """The URL in apprise's privacy form: the only form ever logged."""
+    renderer: Renderer
+    timeout: float = SEND_TIMEOUT
+    mode: str = "instant"
+    policy: Policy = field(default_factory=Policy)
 
 
 _URL_RE = re.compile(r"\b([a-z][a-z0-9+.-]*)://[^\s'\"]+", re.IGNORECASE)
@@ -67,9 +86,20 @@ def _redact_apprise_logs() -> None:
         logger.addFilter(_RedactURLs())
 
 
-def load_channel(name: str, url: str) -> Channel:
-    """An apprise object for one channel URL; AlertError (without the URL) if apprise
-    does not accept it."""
+def _format_of(url: str) -> Format:
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("mailto", "mailtos"):
+        return "html"
+    if scheme == "slack":
+        return "slack"
+    return "text"
+
+
+def load_channel(name: str, url: str, *, templates: Mapping[str, str] | None = None,
+                 timeout: float = SEND_TIMEOUT, mode: str = "instant",
+                 policy: Policy | None = None) -> Channel:
+    """An apprise object for one channel URL, with its templates; AlertError (without
+    the URL) if apprise does not accept it or a template does not compile."""
     _redact_apprise_logs()
     notifier = apprise.Apprise()
     if not notifier.add(url):
@@ -79,85 +109,187 @@ def load_channel(name: str, url: str) -> Channel:
             "https://github.com/caronc/apprise/wiki for the URL of each service"
         )
     display = ", ".join(str(s.url(privacy=True)) for s in notifier)  # type: ignore[no-untyped-call]
-    return Channel(name, notifier, display)
+    try:
+        render = renderer(_format_of(url), templates)
+    except jinja2.TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        raise AlertError(f"template {getattr(exc, 'name', None) or ''} "
+                         f"{f'line {line}: ' if line else ''}{exc.message}") from exc
+    return Channel(name, notifier, display, render, timeout, mode, policy or Policy())
 
 
-def channel_problems(file: str, channels: Iterable[tuple[str, str]]) -> list[Problem]:
-    """Check every (name, url) with apprise; problems name the channel, never the URL."""
+def channel_from_settings(ch: ChannelSettings, templates: Mapping[str, str] | None = None
+                          ) -> Channel:
+    tz = zoneinfo.ZoneInfo(ch.timezone)
+    quiet = QuietHours.parse(ch.quiet_hours, tz) if ch.quiet_hours else None
+    return load_channel(ch.name, ch.url.get_secret_value(), templates=templates,
+                        timeout=ch.timeout.total_seconds(), mode=ch.mode,
+                        policy=Policy(ch.max_per_hour, quiet))
+
+
+def channel_problems(file: str, channels: Iterable[ChannelSettings],
+                     templates: Mapping[str, Mapping[str, str]] | None = None) -> list[Problem]:
+    """Check every channel's URL with apprise and its templates with Jinja2; problems
+    name the channel, never the URL."""
     problems = []
-    for i, (_name, url) in enumerate(channels):
+    for i, ch in enumerate(channels):
         try:
-            load_channel(_name, url)
+            channel_from_settings(ch, (templates or {}).get(ch.name))
         except AlertError as exc:
-            problems.append(Problem(file, f"channel[{i}].url", str(exc)))
+            where = "templates" if str(exc).startswith("template") else "url"
+            problems.append(Problem(file, f"channel[{i}].{where}", str(exc)))
     return problems
 
 
 @dataclass
 class DispatchCounts:
     sent: int = 0
+    """Messages delivered (a digest or summary counts once)."""
     failed: int = 0
+    dead: int = 0
     errors: dict[str, str] = field(default_factory=dict)
 
 
 class Dispatcher:
-    """Sends due outbox rows; channels are served side by side, so a slow one does not
-    hold up the others."""
+    """Sends due outbox rows, each channel in its own task."""
 
     def __init__(self, store: Store, channels: Iterable[Channel], *,
-                 retry_after: timedelta, max_retry_after: timedelta) -> None:
+                 retry_after: timedelta, max_retry_after: timedelta, max_attempts: int = 10,
+                 jitter: Callable[[], float] | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
+        self.clock = clock
+        """With a clock (the daemon), each claim and mark reads it: a channel may take
+        minutes over a burst. Without (tests, ``run --once``), the ``now`` passed in."""
         self.channels = {c.name: c for c in channels}
         self.retry_after = retry_after
         self.max_retry_after = max_retry_after
+        self.max_attempts = max_attempts
+        self.jitter = jitter or (lambda: random.uniform(0.8, 1.0))
+        self.busy: dict[str, asyncio.Task[None]] = {}
+        self.counts = DispatchCounts()
+
+    def _due(self, now: datetime, retry_now: bool, names: Iterable[str]
+             ) -> dict[str, list[PendingAlert]]:
+        by_channel: dict[str, list[PendingAlert]] = {}
+        for alert in self.store.pending_alerts(now, channels=list(names)):
+            by_channel.setdefault(alert.channel, []).append(alert)
+        if retry_now:  # also pending rows still waiting out their backoff
+            for alert in self.store.pending_alerts(None, channels=list(names)):
+                rows = by_channel.setdefault(alert.channel, [])
+                if all(r.id != alert.id for r in rows):
+                    rows.append(alert)
+        return by_channel
 
     async def dispatch(self, now: datetime, *, retry_now: bool = False) -> DispatchCounts:
-        """Send every pending alert due at ``now``; with ``retry_now``, also those still
-        waiting out the backoff after a failure (``run --once``)."""
-        pending = self.store.pending_alerts(None if retry_now else now, channels=self.channels)
-        by_channel: dict[str, list[PendingAlert]] = {}
-        for alert in pending:
-            by_channel.setdefault(alert.channel, []).append(alert)
+        """Send every alert due at ``now`` and wait for every channel; with
+        ``retry_now``, also those waiting out the backoff after a failure (``run
+        --once``)."""
         counts = DispatchCounts()
-        await asyncio.gather(*(self._send_all(self.channels[name], alerts, now, counts)
-                               for name, alerts in by_channel.items()))
+        due = self._due(now, retry_now, self.channels)
+        await asyncio.gather(*(self._serve(self.channels[name], rows, now, counts)
+                               for name, rows in due.items()))
         return counts
 
-    async def _send_all(self, channel: Channel, alerts: list[PendingAlert], now: datetime,
-                        counts: DispatchCounts) -> None:
-        for alert in alerts:
-            error = await self._send(channel, alert)
-            if error is None:
-                self.store.mark_sent(alert.id, now)
-                counts.sent += 1
-                log.info("alert %d sent to %s", alert.id, channel.name)
-                continue
-            wait = min(self.retry_after * (2 ** alert.attempts), self.max_retry_after)
-            self.store.mark_failed(alert.id, error, now + wait)
-            counts.failed += 1
-            counts.errors[channel.name] = error
-            log.warning("alert %d to %s failed (attempt %d), retry in %s: %s",
-                        alert.id, channel.name, alert.attempts + 1, wait, error)
-            # the channel is failing: leave its other rows for the next attempt
-            break
+    def start(self, now: datetime) -> None:
+        """Start a task for each channel with alerts due that is not still busy with
+        the last round, and return at once (the daemon's tick)."""
+        idle = [n for n in self.channels if n not in self.busy]
+        for name, rows in self._due(now, False, idle).items():
+            task = asyncio.create_task(self._serve(self.channels[name], rows, now,
+                                                   self.counts), name=f"alerts {name}")
+            self.busy[name] = task
+            task.add_done_callback(functools.partial(self._done, name))
 
-    async def _send(self, channel: Channel, alert: PendingAlert) -> str | None:
-        return await send(channel, render(alert))
+    def _done(self, name: str, task: asyncio.Task[None]) -> None:
+        self.busy.pop(name, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("sending to %s crashed", name, exc_info=task.exception())
+
+    async def drain(self, timeout: float) -> None:
+        if self.busy:
+            await asyncio.wait(list(self.busy.values()), timeout=timeout)
+
+    async def send_digest(self, name: str, now: datetime) -> DispatchCounts:
+        """A digest channel's scheduled message: every alert pending on it, in one
+        message. Skipped (left for the next digest) during the channel's quiet hours."""
+        channel, counts = self.channels[name], DispatchCounts()
+        quiet = channel.policy.quiet
+        if quiet is not None and now in quiet:
+            log.info("digest for %s deferred: quiet hours", name)
+            return counts
+        rows = self.store.pending_alerts(None, channels=[name])
+        if rows:
+            await self._send_batch(channel, rows, "digest", now, counts)
+        return counts
+
+    async def _serve(self, channel: Channel, rows: list[PendingAlert], now: datetime,
+                     counts: DispatchCounts) -> None:
+        if channel.mode == "digest":
+            # only a digest that failed is retried between scheduled digests
+            retry = [r for r in rows if r.attempts > 0]
+            if retry:
+                await self._send_batch(channel, retry, "digest", now, counts)
+            return
+        sent = (self.store.sent_since(channel.name, now - HOUR)
+                if channel.policy.max_per_hour else [])
+        todo: Plan = plan(channel.policy, rows, sent, now)
+        for alert in todo.singles:
+            if not await self._send_batch(channel, [alert], "alert", now, counts):
+                return  # the channel is failing: leave its other rows for the next attempt
+        if todo.bundle:
+            await self._send_batch(channel, list(todo.bundle), todo.bundle_kind, now, counts)
+
+    async def _send_batch(self, channel: Channel, rows: list[PendingAlert], kind: Kind,
+                          now: datetime, counts: DispatchCounts) -> bool:
+        now = self.clock() if self.clock is not None else now
+        lease = now + timedelta(seconds=channel.timeout * 2 + 60)
+        claimed = set(self.store.claim([r.id for r in rows], now, lease))
+        rows = [r for r in rows if r.id in claimed]
+        if not rows:
+            return True
+        ids = [r.id for r in rows]
+        message = channel.renderer.render(rows, kind, channel=channel.name,
+                                          limit=channel.policy.max_per_hour)
+        error = await send(channel, message)
+        now = self.clock() if self.clock is not None else now
+        if error is None:
+            self.store.mark_sent(ids, now, batch=f"{kind[0]}{min(ids)}")
+            counts.sent += 1
+            log.info("alert %s sent to %s", ", ".join(map(str, ids)), channel.name)
+            return True
+        attempts = max(r.attempts for r in rows)
+        wait = min(self.retry_after * (2 ** attempts), self.max_retry_after) * self.jitter()
+        dead = self.store.mark_failed(ids, error, now, now + wait, self.max_attempts)
+        counts.failed += 1
+        counts.dead += len(dead)
+        counts.errors[channel.name] = error
+        log.warning("alert %s to %s failed (attempt %d), retry in %s: %s",
+                    ", ".join(map(str, ids)), channel.name, attempts + 1, wait, error)
+        if dead:
+            log.error("alert %s to %s gave up after %d attempts: dead letter (see "
+                      "`monitor alerts list --failed`)", ", ".join(map(str, dead)),
+                      channel.name, self.max_attempts)
+        return False
 
 
 async def send(channel: Channel, message: Message) -> str | None:
     """Send one message; None on success, else the error (with the URL in privacy form).
 
     apprise 2 returns a result whose status tells SUCCESS from FAILURE, NOMATCH (no
-    service took the message) and TIMEOUT; anything but SUCCESS is a failure.
+    service took the message) and TIMEOUT; anything but SUCCESS is a failure. A send
+    that outlasts the channel's timeout is a failure too (the worker thread is left to
+    finish; if it does deliver, the retry is the one duplicate at-least-once allows).
     """
     try:
         # In a worker thread: apprise paces each service (time.sleep between messages,
         # 5.5 s for email by default), which must not stall the event loop.
-        result = await asyncio.to_thread(
+        result = await asyncio.wait_for(asyncio.to_thread(
             channel.notifier.notify, body=message.body, title=message.title,
-            body_format=apprise.NotifyFormat.TEXT, timeout=SEND_TIMEOUT,
-        )
+            body_format=_BODY_FORMATS[message.format], timeout=channel.timeout,
+        ), timeout=channel.timeout)
+    except TimeoutError:
+        return f"TIMEOUT: {channel.display_url} took longer than {channel.timeout:g} s"
     except Exception as exc:
         return f"{type(exc).__name__} while sending to {channel.display_url}"
     status = getattr(result, "status", None)  # apprise 1.x returns a bare bool

@@ -1,7 +1,7 @@
 """Storage: SQLAlchemy models, Alembic migrations and the Store. SQLite by default."""
 
 from .db import create, migrate, schema_status
-from .repo import FeedRow, FetchState, NewItem, NewMatch, PendingAlert, PollCounts, Store
+from .repo import FeedRow, FetchState, NewItem, NewMatch, PendingAlert, PollCounts, Source, Store
 
 __all__ = [
     "FeedRow",
@@ -10,6 +10,7 @@ __all__ = [
     "NewMatch",
     "PendingAlert",
     "PollCounts",
+    "Source",
     "Store",
     "create",
     "migrate",

@@ -98,6 +98,10 @@ class Item(Base):
     author: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime | None]
     fetched_at: Mapped[datetime] = mapped_column(index=True)
+    # same story, many feeds (dedup.py): the first item of the story, and its keys
+    story_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    title_key: Mapped[str | None] = mapped_column(String(64))
+    simhash: Mapped[str | None] = mapped_column(String(16))
 
 
 class Watchlist(Base):
@@ -138,9 +142,17 @@ class Outbox(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending | sending (claimed, under a lease) | sent | dead (out of attempts) |
+    merged (the same story already alerted on this channel)."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Every failure: ``[{"at": ISO time, "error": text}]``."""
     next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    """While ``sending``: when the claim expires and another attempt may take the row."""
+    batch: Mapped[str | None] = mapped_column(String(64))
+    """The message that carried the row: alone, in a digest or in a summary."""
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from ..dedup import StoryCandidate, StoryKeys, find_story
 from ..errors import StoreError
 from .models import Feed, Item, Match, Outbox, Watchlist
+from .outbox import OutboxStore, PendingAlert, Source
 
 __all__ = [
     "FeedRow",
@@ -25,6 +27,7 @@ __all__ = [
     "NewItem",
     "NewMatch",
     "PendingAlert",
+    "Source",
     "Store",
 ]
 
@@ -92,27 +95,8 @@ class NewItem:
     author: str
     published_at: datetime | None
     matches: tuple[NewMatch, ...] = ()
-
-
-@dataclass(frozen=True)
-class PendingAlert:
-    """An outbox row with everything needed to render its message."""
-
-    id: int
-    channel: str
-    attempts: int
-    watchlist: str
-    rules: list[dict[str, Any]]
-    snippet: str
-    marks: list[list[int]]
-    title: str
-    link: str | None
-    published_at: datetime | None
-    feed_title: str | None
-    feed_url: str
-    created_at: datetime
-    next_attempt_at: datetime
-    last_error: str | None = None
+    title_key: str | None = None
+    simhash: str | None = None
 
 
 @dataclass
@@ -123,14 +107,8 @@ class PollCounts:
     watchlists: set[str] = field(default_factory=set)
 
 
-class Store:
+class Store(OutboxStore):
     """Reads and writes feeds, items, matches and the alert outbox."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
 
     # ------------------------------------------------------------ configuration
 
@@ -205,10 +183,13 @@ class Store:
             raise StoreError(f"cannot read the items of feed {feed_id}: {exc}") from exc
         return found
 
-    def record_poll(self, feed_id: int, state: FetchState, items: Sequence[NewItem]) -> PollCounts:
+    def record_poll(self, feed_id: int, state: FetchState, items: Sequence[NewItem], *,
+                    story_window: timedelta = timedelta(hours=48)) -> PollCounts:
         """In one transaction: the feed's fetch state, its new items, their matches and
         outbox rows. Items the feed already has are skipped, so a re-served feed never
-        alerts twice."""
+        alerts twice. A matched item joins the story of an item seen within
+        ``story_window`` (dedup.find_story); a channel that already has an alert for
+        that story gets a ``merged`` row instead of a second alert."""
         counts = PollCounts()
         try:
             with self._session() as s, s.begin():
@@ -221,6 +202,7 @@ class Store:
                 known = set(s.scalars(select(Item.key).where(
                     Item.feed_id == feed_id, Item.key.in_([i.key for i in items]))))
                 watchlist_ids = {n: i for n, i in s.execute(select(Watchlist.name, Watchlist.id))}
+                candidates: list[StoryCandidate] | None = None
                 for new in items:
                     if new.key in known:
                         continue
@@ -228,12 +210,21 @@ class Store:
                     item = Item(feed_id=feed_id, key=new.key, guid=new.guid, link=new.link,
                                 title=new.title, summary=new.summary, content=new.content,
                                 author=new.author, published_at=new.published_at,
-                                fetched_at=state.checked_at)
+                                fetched_at=state.checked_at, title_key=new.title_key,
+                                simhash=new.simhash)
                     s.add(item)
                     counts.new_items += 1
                     if not new.matches:
                         continue
                     s.flush()
+                    if candidates is None:
+                        candidates = _story_candidates(s, state.checked_at - story_window)
+                    story = find_story(StoryKeys(new.title_key, new.simhash), candidates,
+                                       now=state.checked_at, window=story_window)
+                    item.story_id = item.id if story is None else story
+                    candidates.append(StoryCandidate(item.id, item.story_id, feed_id,
+                                                     state.checked_at, new.title_key,
+                                                     new.simhash))
                     for m in new.matches:
                         match = Match(item_id=item.id, watchlist_id=watchlist_ids[m.watchlist],
                                       rules=m.rules, snippet=m.snippet, marks=m.marks,
@@ -243,10 +234,13 @@ class Store:
                         counts.matches += 1
                         counts.watchlists.add(m.watchlist)
                         for channel in m.channels:
-                            s.add(Outbox(match_id=match.id, channel=channel, status="pending",
-                                         attempts=0, next_attempt_at=state.checked_at,
+                            merged = story is not None and _story_alerted(s, story, channel)
+                            s.add(Outbox(match_id=match.id, channel=channel,
+                                         status="merged" if merged else "pending",
+                                         attempts=0, errors=[],
+                                         next_attempt_at=state.checked_at,
                                          created_at=state.checked_at))
-                            counts.alerts += 1
+                            counts.alerts += not merged
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the poll of feed {feed_id}: {exc}") from exc
         return counts
@@ -261,54 +255,21 @@ class Store:
 
     # ------------------------------------------------------------ outbox
 
-    def pending_alerts(self, due_at: datetime | None, limit: int = 10_000,
-                       channels: Iterable[str] | None = None) -> list[PendingAlert]:
-        """Outbox rows still to send, oldest first: those due at ``due_at``, or every
-        pending row when it is None."""
-        with self._session() as s:
-            query = (
-                select(Outbox, Match, Item, Feed, Watchlist.name)
-                .join(Match, Outbox.match_id == Match.id)
-                .join(Item, Match.item_id == Item.id)
-                .join(Feed, Item.feed_id == Feed.id)
-                .join(Watchlist, Match.watchlist_id == Watchlist.id)
-                .where(Outbox.status == "pending")
-                .order_by(Outbox.id)
-                .limit(limit)
-            )
-            if due_at is not None:
-                query = query.where(Outbox.next_attempt_at <= due_at)
-            if channels is not None:
-                query = query.where(Outbox.channel.in_(list(channels)))
-            return [
-                PendingAlert(
-                    id=o.id, channel=o.channel, attempts=o.attempts, watchlist=wl,
-                    rules=m.rules, snippet=m.snippet, marks=m.marks, title=i.title,
-                    link=i.link, published_at=i.published_at, feed_title=f.title,
-                    feed_url=f.url, created_at=o.created_at,
-                    next_attempt_at=o.next_attempt_at, last_error=o.last_error,
-                )
-                for o, m, i, f, wl in s.execute(query)
-            ]
+def _story_candidates(s: Session, since: datetime) -> list[StoryCandidate]:
+    """Matched items fetched since ``since``: the only ones that can share a story with
+    a new alert."""
+    rows = s.execute(select(Item.id, Item.story_id, Item.feed_id, Item.fetched_at,
+                            Item.title_key, Item.simhash)
+                     .where(Item.fetched_at >= since, Item.story_id.is_not(None)))
+    return [StoryCandidate(*r) for r in rows]
 
-    def mark_sent(self, outbox_id: int, now: datetime) -> None:
-        with self._session() as s, s.begin():
-            s.execute(update(Outbox).where(Outbox.id == outbox_id)
-                      .values(status="sent", sent_at=now, attempts=Outbox.attempts + 1,
-                              last_error=None))
 
-    def mark_failed(self, outbox_id: int, error: str, retry_at: datetime) -> None:
-        with self._session() as s, s.begin():
-            s.execute(update(Outbox).where(Outbox.id == outbox_id)
-                      .values(attempts=Outbox.attempts + 1, last_error=error,
-                              next_attempt_at=retry_at))
-
-    def outbox_counts(self) -> dict[tuple[str, str], int]:
-        """(channel, status) -> number of rows."""
-        with self._session() as s:
-            rows = s.execute(select(Outbox.channel, Outbox.status, func.count())
-                             .group_by(Outbox.channel, Outbox.status))
-            return {(c, st): n for c, st, n in rows}
+def _story_alerted(s: Session, story: int, channel: str) -> bool:
+    query = (select(Outbox.id).join(Match, Outbox.match_id == Match.id)
+             .join(Item, Match.item_id == Item.id)
+             .where(Item.story_id == story, Outbox.channel == channel,
+                    Outbox.status != "merged").limit(1))
+    return s.scalar(query) is not None
 
 
 def _apply_state(feed: Feed, st: FetchState) -> None:

@@ -1,0 +1,143 @@
+"""Routing, digests and no floods, with an injected clock: nothing here sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import zoneinfo
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+from test_alerts import alert
+from test_delivery import make_store
+
+from monitor.alerts import Dispatcher, Policy, QuietHours, load_channel, plan, renderer
+from monitor.daemon import digest_trigger
+from monitor.match import compile_watchlist
+from monitor.match.watchlist import WatchlistSpec
+from monitor.parse import Entry
+from monitor.poll import match_entry
+
+NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
+TRIPOLI = zoneinfo.ZoneInfo("Africa/Tripoli")  # UTC+2, no DST
+
+
+def test_quiet_hours_cross_midnight_in_the_channel_time_zone() -> None:
+    quiet = QuietHours.parse("22:00-07:00", TRIPOLI)
+    assert quiet.start == time(22) and quiet.end == time(7)
+    assert datetime(2026, 1, 19, 20, 0, tzinfo=UTC) in quiet  # 22:00 in Tripoli
+    assert datetime(2026, 1, 19, 4, 59, tzinfo=UTC) in quiet
+    assert datetime(2026, 1, 19, 5, 0, tzinfo=UTC) not in quiet  # 07:00 in Tripoli
+    assert NOW not in quiet
+
+
+def test_past_the_hourly_limit_alerts_roll_into_one_summary() -> None:
+    due = [alert(id=i) for i in range(1, 6)]
+    p = plan(Policy(max_per_hour=3), due, [NOW - timedelta(minutes=30)], NOW)
+    assert [a.id for a in p.singles] == [1]
+    assert [a.id for a in p.bundle] == [2, 3, 4, 5] and p.bundle_kind == "summary"
+    assert p.messages == 2  # 1 sent in the hour + 2 = the limit of 3
+    # the hour is used up: nothing is sent, nothing is dropped
+    full = [NOW - timedelta(minutes=m) for m in (50, 10, 5)]
+    assert plan(Policy(max_per_hour=3), due, full, NOW).messages == 0
+    assert plan(Policy(max_per_hour=3), due, full, NOW + timedelta(minutes=11)).messages == 1
+    # under the limit: each alone
+    assert len(plan(Policy(max_per_hour=10), due, [], NOW).singles) == 5
+
+
+def test_quiet_hours_hold_alerts_and_send_them_as_one_digest_after() -> None:
+    policy = Policy(quiet=QuietHours.parse("22:00-07:00", UTC))
+    night = datetime(2026, 1, 19, 23, 0, tzinfo=UTC)
+    due = [alert(id=1, created_at=night), alert(id=2, created_at=night + timedelta(hours=1))]
+    assert plan(policy, due, [], night + timedelta(hours=2)).messages == 0
+    morning = datetime(2026, 1, 20, 7, 0, tzinfo=UTC)
+    late = alert(id=3, created_at=morning)
+    p = plan(policy, [*due, late], [], morning)
+    assert [a.id for a in p.singles] == [3]
+    assert [a.id for a in p.bundle] == [1, 2] and p.bundle_kind == "digest"
+
+
+def test_a_channel_may_ask_for_a_minimum_number_of_rules() -> None:
+    wl = compile_watchlist(WatchlistSpec("libya", ("Libya", "Tripoli", "Haftar")))
+    entry = Entry(None, None, "Clashes in Tripoli, Libya", "", "", "", None)
+    routes = {"libya": ("all", "strict", "strictest")}
+    (m,) = match_entry(entry, "Wire", [wl], routes, {"strict": 2, "strictest": 3})
+    assert m.channels == ("all", "strict")
+
+
+def test_digest_schedule_fires_in_the_channel_time_zone() -> None:
+    trigger = digest_trigger("0 7 * * *", "Africa/Tripoli")
+    fire = trigger.get_next_fire_time(None, NOW)
+    assert fire == datetime(2026, 1, 20, 5, 0, tzinfo=UTC)  # 07:00 in Tripoli
+
+
+def test_a_digest_groups_by_watchlist_and_story() -> None:
+    a = alert(id=1, story_id=1, feed_title="Wire A", feed_url="https://a.example/rss")
+    b = alert(id=2, story_id=1, feed_title="Wire B", feed_url="https://b.example/rss")
+    c = alert(id=3, story_id=3, title="Airport closed in Tripoli")
+    d = alert(id=4, story_id=4, watchlist="sahel", title="Niger border")
+    msg = renderer("text").render([a, b, c, d], "digest")
+    assert msg.title == "monitor digest: 4 matches in 2 watchlists"
+    assert "## libya (2 stories)" in msg.body and "## sahel (1 story)" in msg.body
+    assert msg.body.count("Fighting in Tripoli\n") == 1
+    assert "Also reported by: Wire B <https://example.org/1>" in msg.body
+
+
+@pytest.fixture
+def logdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def entries(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [line[4:] for line in path.read_text().splitlines() if line.startswith("=== ")]
+
+
+def test_rate_limited_channel_end_to_end(logdir: Path) -> None:
+    store = make_store(logdir / "m.db", ("desk",), [f"Story {i} in Tripoli" for i in range(5)])
+    desk = load_channel("desk", "alertfile://out.log", policy=Policy(max_per_hour=2))
+    d = Dispatcher(store, [desk], retry_after=timedelta(minutes=1),
+                   max_retry_after=timedelta(hours=1), jitter=lambda: 1.0)
+    assert asyncio.run(d.dispatch(NOW)).sent == 2
+    assert entries(logdir / "out.log") == [
+        "[libya] Story 0 in Tripoli",
+        "monitor: 4 more matches (over desk's hourly limit)",
+    ]
+    assert "4 more matches: desk has sent its 2 alerts this hour." in (
+        logdir / "out.log").read_text()
+    assert store.pending_alerts(None) == []
+
+
+def test_digest_channel_sends_only_on_its_schedule(logdir: Path) -> None:
+    store = make_store(logdir / "m.db", ("daily",), ["Fighting in Tripoli",
+                                                    "Airport closed in Tripoli"])
+    daily = load_channel("daily", "alertfile://digest.log", mode="digest",
+                         policy=Policy(quiet=QuietHours.parse("22:00-07:00", UTC)))
+    d = Dispatcher(store, [daily], retry_after=timedelta(minutes=1),
+                   max_retry_after=timedelta(hours=1))
+    assert asyncio.run(d.dispatch(NOW)).sent == 0  # instant sending skips it
+    night = datetime(2026, 1, 19, 23, 0, tzinfo=UTC)
+    assert asyncio.run(d.send_digest("daily", night)).sent == 0  # quiet: the next one
+    morning = datetime(2026, 1, 20, 7, 0, tzinfo=UTC)
+    assert asyncio.run(d.send_digest("daily", morning)).sent == 1
+    assert entries(logdir / "digest.log") == ["monitor digest: 2 matches in 1 watchlist"]
+    assert asyncio.run(d.send_digest("daily", morning + timedelta(days=1))).sent == 0
+
+
+
+
+def test_an_instant_channel_holds_quiet_hours_then_sends_one_digest(logdir: Path) -> None:
+    night = datetime(2026, 1, 19, 23, 0, tzinfo=UTC)
+    store = make_store(logdir / "m.db", ("desk",), ["Fighting in Tripoli",
+                                                   "Airport closed in Tripoli"], at=night)
+    desk = load_channel("desk", "alertfile://out.log",
+                        policy=Policy(quiet=QuietHours.parse("22:00-07:00", UTC)))
+    d = Dispatcher(store, [desk], retry_after=timedelta(minutes=1),
+                   max_retry_after=timedelta(hours=1))
+    assert asyncio.run(d.dispatch(night + timedelta(hours=2))).sent == 0
+    morning = datetime(2026, 1, 20, 7, 0, tzinfo=UTC)
+    assert asyncio.run(d.dispatch(morning)).sent == 1
+    assert entries(logdir / "out.log") == ["monitor digest: 2 matches in 1 watchlist"]
+    assert store.pending_alerts(None) == []
