@@ -8,8 +8,10 @@ whose ``error`` says what went wrong, so one broken feed never stops the others.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -32,6 +34,8 @@ class FetchResult:
     etag: str | None = None
     last_modified: str | None = None
     error: str | None = None
+    elapsed: float = 0.0
+    """Seconds from the request to the end of the body (or the error), queueing excluded."""
 
     @property
     def not_modified(self) -> bool:
@@ -84,17 +88,22 @@ class Fetcher:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         async with self._limit:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    return await self._get(url, headers)
-            except TimeoutError:
-                return FetchResult(url, error=f"timed out after {self.timeout:g}s")
-            except FeedError as exc:
-                return FetchResult(url, error=str(exc))
-            except httpx.TooManyRedirects:
-                return FetchResult(url, error="too many redirects")
-            except httpx.HTTPError as exc:
-                return FetchResult(url, error=_describe(exc))
+            started = time.monotonic()
+            result = await self._attempt(url, headers)
+            return dataclasses.replace(result, elapsed=time.monotonic() - started)
+
+    async def _attempt(self, url: str, headers: dict[str, str]) -> FetchResult:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._get(url, headers)
+        except TimeoutError:
+            return FetchResult(url, error=f"timed out after {self.timeout:g}s")
+        except FeedError as exc:
+            return FetchResult(url, error=str(exc))
+        except httpx.TooManyRedirects:
+            return FetchResult(url, error="too many redirects")
+        except httpx.HTTPError as exc:
+            return FetchResult(url, error=_describe(exc))
 
     async def _get(self, url: str, headers: dict[str, str]) -> FetchResult:
         async with self._client.stream("GET", url, headers=headers) as response:

@@ -31,6 +31,7 @@ class PollReport:
     status: int | None
     error: str | None
     counts: PollCounts
+    fetch_seconds: float = 0.0
 
 
 def document(entry: Entry, feed_title: str | None, link: str | None = None) -> Document:
@@ -73,20 +74,21 @@ class Poller:
         if result.error is None and result.not_modified:
             state = FetchState(now, next_check, True, 304, etag=result.etag,
                                last_modified=result.last_modified)
-            return self._record(feed, state, [])
+            return self._record(feed, state, [], result)
         if result.error is not None:
             return self._record(feed, FetchState(now, next_check, False, result.status,
-                                                 error=result.error), [])
+                                                 error=result.error), [], result)
         try:
-            title, items = await asyncio.to_thread(self._process, feed, result)
+            title, items, seen = await asyncio.to_thread(self._process, feed, result)
         except FeedError as exc:
             return self._record(feed, FetchState(now, next_check, False, result.status,
-                                                 error=str(exc)), [])
+                                                 error=str(exc)), [], result)
         state = FetchState(now, next_check, True, result.status, etag=result.etag,
                            last_modified=result.last_modified, title=title)
-        return self._record(feed, state, items)
+        return self._record(feed, state, items, result, seen)
 
-    def _process(self, feed: FeedRow, result: FetchResult) -> tuple[str, list[NewItem]]:
+    def _process(self, feed: FeedRow,
+                 result: FetchResult) -> tuple[str, list[NewItem], list[str]]:
         parsed = parse_feed(result.body, result.headers)
         if parsed.warning:
             log.info("feed %s is malformed but readable: %s", feed.url, parsed.warning)
@@ -104,13 +106,15 @@ class Poller:
                 content=e.content, author=e.author, published_at=e.published,
                 matches=match_entry(e, feed_title, self.watchlists, self.routes),
             ))
-        return parsed.title, items
+        return parsed.title, items, list(keyed)
 
-    def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem]) -> PollReport:
-        counts = self.store.record_poll(feed.id, state, items)
+    def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem],
+                result: FetchResult, seen: list[str] | None = None) -> PollReport:
+        counts = self.store.record_poll(feed.id, state, items, seen or [])
         if state.ok:
             log.info("polled %s: %s, %d new items, %d matches", feed.url,
                      state.status, counts.new_items, counts.matches)
         else:
             log.warning("feed %s failed: %s", feed.url, state.error)
-        return PollReport(feed.url, state.ok, state.status, state.error, counts)
+        return PollReport(feed.url, state.ok, state.status, state.error, counts,
+                          result.elapsed)

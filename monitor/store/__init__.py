@@ -1,6 +1,7 @@
 """Storage: SQLAlchemy models, Alembic migrations and the Store. SQLite by default."""
 
 from .db import create, migrate, schema_status
+from .housekeeping import Pruned, StoreStats
 from .repo import FeedRow, FetchState, NewItem, NewMatch, PendingAlert, PollCounts, Store
 
 __all__ = [
@@ -10,7 +11,9 @@ __all__ = [
     "NewMatch",
     "PendingAlert",
     "PollCounts",
+    "Pruned",
     "Store",
+    "StoreStats",
     "create",
     "migrate",
     "schema_status",

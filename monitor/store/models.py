@@ -91,6 +91,9 @@ class Item(Base):
     author: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime | None]
     fetched_at: Mapped[datetime] = mapped_column(index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(index=True)
+    """When the feed last served this item; retention deletes on it, so an item still in
+    its feed is never deleted (and never stored, matched and alerted on again)."""
 
 
 class Watchlist(Base):

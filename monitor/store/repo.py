@@ -17,6 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..errors import StoreError
+from . import housekeeping
+from .housekeeping import Pruned, StoreStats
 from .models import Feed, Item, Match, Outbox, Watchlist
 
 __all__ = [
@@ -110,6 +112,8 @@ class PollCounts:
     matches: int = 0
     alerts: int = 0
     watchlists: set[str] = field(default_factory=set)
+    by_watchlist: dict[str, int] = field(default_factory=dict)
+    """watchlist name -> matches stored by this poll."""
 
 
 class Store:
@@ -191,10 +195,11 @@ class Store:
                                                               Item.key.in_(chunk))))
         return found
 
-    def record_poll(self, feed_id: int, state: FetchState, items: Sequence[NewItem]) -> PollCounts:
+    def record_poll(self, feed_id: int, state: FetchState, items: Sequence[NewItem],
+                    seen: Sequence[str] = ()) -> PollCounts:
         """In one transaction: the feed's fetch state, its new items, their matches and
-        outbox rows. Items the feed already has are skipped, so a re-served feed never
-        alerts twice."""
+        outbox rows, and the time the feed last served each key in ``seen``. Items the
+        feed already has are skipped, so a re-served feed never alerts twice."""
         counts = PollCounts()
         try:
             with self._session() as s, s.begin():
@@ -202,6 +207,16 @@ class Store:
                 if feed is None:
                     raise StoreError(f"feed {feed_id} no longer exists")
                 _apply_state(feed, state)
+                if state.status == 304:  # the items of the last response are still served
+                    last = (select(func.max(Item.last_seen_at))
+                            .where(Item.feed_id == feed_id).scalar_subquery())
+                    s.execute(update(Item)
+                              .where(Item.feed_id == feed_id, Item.last_seen_at == last)
+                              .values(last_seen_at=state.checked_at))
+                for i in range(0, len(seen), 500):
+                    s.execute(update(Item)
+                              .where(Item.feed_id == feed_id, Item.key.in_(seen[i : i + 500]))
+                              .values(last_seen_at=state.checked_at))
                 if not items:
                     return counts
                 known = set(s.scalars(select(Item.key).where(
@@ -214,7 +229,7 @@ class Store:
                     item = Item(feed_id=feed_id, key=new.key, guid=new.guid, link=new.link,
                                 title=new.title, summary=new.summary, content=new.content,
                                 author=new.author, published_at=new.published_at,
-                                fetched_at=state.checked_at)
+                                fetched_at=state.checked_at, last_seen_at=state.checked_at)
                     s.add(item)
                     counts.new_items += 1
                     if not new.matches:
@@ -228,6 +243,8 @@ class Store:
                         s.flush()
                         counts.matches += 1
                         counts.watchlists.add(m.watchlist)
+                        counts.by_watchlist[m.watchlist] = (
+                            counts.by_watchlist.get(m.watchlist, 0) + 1)
                         for channel in m.channels:
                             s.add(Outbox(match_id=match.id, channel=channel, status="pending",
                                          attempts=0, next_attempt_at=state.checked_at,
@@ -280,6 +297,18 @@ class Store:
             s.execute(update(Outbox).where(Outbox.id == outbox_id)
                       .values(attempts=Outbox.attempts + 1, last_error=error,
                               next_attempt_at=retry_at))
+
+    # ------------------------------------------------------------ operations
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers."""
+        housekeeping.ping(self.engine)
+
+    def stats(self) -> StoreStats:
+        return housekeeping.stats(self.engine)
+
+    def prune(self, unmatched_before: datetime, matched_before: datetime) -> Pruned:
+        return housekeeping.prune(self.engine, unmatched_before, matched_before)
 
     def outbox_counts(self) -> dict[tuple[str, str], int]:
         """(channel, status) -> number of rows."""
