@@ -3,7 +3,8 @@
 Scheduling is kept in the database: each feed has a ``next_check_at``. A tick every few
 seconds starts a poll for each feed that is due and not already in flight, so intervals
 survive restarts and a slow feed never holds up the others. A second job sends the
-outbox.
+outbox; a daily one applies retention. Signals, reloads, sd_notify and the web side live
+in ``service``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -23,15 +25,20 @@ from .alerts import Channel, DispatchCounts, Dispatcher, load_channel
 from .config import Config
 from .errors import AlertError, ConfigError, Problem
 from .fetch import Fetcher
+from .health import Heartbeat
 from .match import Watchlist, compile_watchlist
+from .metrics import Metrics
 from .poll import Poller, PollReport
 from .store import Store, create, migrate
 
-__all__ = ["App", "OnceReport", "build", "run_forever", "run_once"]
+__all__ = ["App", "Jobs", "OnceReport", "build", "run_forever", "run_once", "stop_timeout"]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+PRUNE_DELAY = timedelta(minutes=1)
+"""Retention first runs this long after a start, then daily."""
 
 
 def utcnow() -> datetime:
@@ -119,17 +126,54 @@ async def run_once(app: App) -> OnceReport:
     return report
 
 
-class _Loop:
-    """The two recurring jobs: start due polls, send due alerts."""
+class Jobs:
+    """The recurring work of one configuration, on its own APScheduler: start due polls,
+    send due alerts, prune old items daily.
 
-    def __init__(self, app: App, poller: Poller, dispatcher: Dispatcher) -> None:
+    Polls and sends run as tasks of their own, not inside the scheduler's jobs, so a slow
+    feed or a paced channel never holds up the tick, and ``stop`` can wait for them.
+    """
+
+    def __init__(self, app: App, fetcher: Fetcher, *, metrics: Metrics | None = None,
+                 heartbeat: Heartbeat | None = None) -> None:
         self.app = app
-        self.poller = poller
-        self.dispatcher = dispatcher
+        self.poller = Poller(app.store, fetcher, app.watchlists, app.routes)
+        self.dispatcher = app.dispatcher()
+        self.metrics = metrics
+        self.heartbeat = heartbeat
         self.inflight: dict[int, asyncio.Task[PollReport]] = {}
+        self.sending: asyncio.Task[None] | None = None
         self.limit = app.config.settings.fetch.concurrency * 2
+        self.polls_done = 0
+        self.alerts_sent = 0
+        self.scheduler: AsyncIOScheduler | None = None
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+        tick = self.app.config.settings.fetch.check_every
+        every_tick = IntervalTrigger(seconds=tick.total_seconds(), timezone=UTC)
+        now = self.app.clock()
+        for job in (self.start_due_polls, self.send_due_alerts):
+            scheduler.add_job(job, every_tick, max_instances=1, coalesce=True,
+                              next_run_time=now, misfire_grace_time=None)
+        scheduler.add_job(self.prune, IntervalTrigger(days=1, timezone=UTC), max_instances=1,
+                          coalesce=True, next_run_time=now + PRUNE_DELAY,
+                          misfire_grace_time=None)
+        scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+        scheduler.start()
+        self.scheduler = scheduler
+
+    def _submitted(self, event: JobSubmissionEvent) -> None:
+        if self.metrics is not None and event.scheduled_run_times:
+            lag = (datetime.now(UTC) - max(event.scheduled_run_times)).total_seconds()
+            self.metrics.scheduler_lag.set(max(0.0, lag))
 
     async def start_due_polls(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.beat()
+        if self.metrics is not None:
+            self.metrics.last_tick.set_to_current_time()
         room = self.limit - len(self.inflight)
         if room <= 0:
             return
@@ -143,41 +187,74 @@ class _Loop:
 
     def _done(self, feed_id: int, task: asyncio.Task[PollReport]) -> None:
         self.inflight.pop(feed_id, None)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
             log.error("poll of feed %d crashed", feed_id, exc_info=task.exception())
+            return
+        self.polls_done += 1
+        if self.metrics is not None:
+            self.metrics.observe_poll(task.result())
 
     async def send_due_alerts(self) -> None:
-        await self.dispatcher.dispatch(self.app.clock())
+        if self.sending is None or self.sending.done():
+            self.sending = asyncio.create_task(self._send(), name="send alerts")
 
-    async def drain(self, timeout: float) -> None:
-        if self.inflight:
-            await asyncio.wait(list(self.inflight.values()), timeout=timeout)
-        for task in self.inflight.values():
-            task.cancel()
+    async def _send(self) -> None:
+        counts = await self.dispatcher.dispatch(self.app.clock())
+        self.alerts_sent += counts.sent
+        if self.metrics is not None:
+            self.metrics.observe_dispatch(counts)
+
+    async def prune(self) -> None:
+        r = self.app.config.settings.retention
+        now = self.app.clock()
+        pruned = await asyncio.to_thread(self.app.store.prune, now - r.items,
+                                         now - r.matched_items)
+        if pruned.unmatched or pruned.matched:
+            log.info("retention: deleted %d unmatched and %d matched items",
+                     pruned.unmatched, pruned.matched)
+        if self.metrics is not None:
+            self.metrics.pruned.labels("unmatched").inc(pruned.unmatched)
+            self.metrics.pruned.labels("matched").inc(pruned.matched)
+
+    async def stop(self, timeout: float) -> None:
+        """Claim no new work; give polls and sends in flight ``timeout`` seconds, then
+        cancel them. A cancelled poll wrote nothing (its feed stays due); a cancelled send
+        leaves its alert pending: both are picked up by the next run."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        tasks: list[asyncio.Task[Any]] = list(self.inflight.values())
+        if self.sending is not None and not self.sending.done():
+            tasks.append(self.sending)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=timeout)
+            for task in late:
+                log.warning("cancelling %s after %gs", task.get_name(), timeout)
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+
+    def status(self) -> str:
+        """A one-line summary for systemd's STATUS=."""
+        return (f"{len(self.app.config.feeds)} feeds, {len(self.app.watchlists)} watchlists, "
+                f"{len(self.app.channels)} channels; {self.polls_done} polls, "
+                f"{self.alerts_sent} alerts sent; {len(self.inflight)} polls in flight")
 
 
 async def run_forever(app: App, stop: asyncio.Event) -> None:
-    """Run until ``stop`` is set (SIGINT and SIGTERM set it)."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    """Run the jobs of ``app`` until ``stop`` is set; no signals, no reload (see
+    ``service.Service`` for the daemon with both)."""
     async with app.fetcher() as fetcher:
-        jobs = _Loop(app, Poller(app.store, fetcher, app.watchlists, app.routes),
-                     app.dispatcher())
-        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
-        tick = app.config.settings.fetch.check_every
-        trigger = IntervalTrigger(seconds=tick.total_seconds(), timezone=UTC)
-        for job in (jobs.start_due_polls, jobs.send_due_alerts):
-            scheduler.add_job(job, trigger, max_instances=1, coalesce=True,
-                              next_run_time=app.clock(), misfire_grace_time=None)
-        scheduler.start()
-        log.info("monitor running: %d feeds, %d watchlists, %d channels",
-                 len(app.store.feeds()), len(app.watchlists), len(app.channels))
+        jobs = Jobs(app, fetcher)
+        jobs.start()
         try:
             await stop.wait()
         finally:
-            log.info("stopping: no new polls; waiting for those in flight")
-            scheduler.shutdown(wait=False)
-            await jobs.drain(app.config.settings.fetch.timeout.total_seconds() + 5)
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+            await jobs.stop(stop_timeout(app.config))
+
+
+def stop_timeout(config: Config) -> float:
+    """How long polls and sends in flight may run on after a stop or a reload."""
+    return config.settings.fetch.timeout.total_seconds() + 5

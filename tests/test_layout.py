@@ -16,6 +16,7 @@ HOMES = {
     "alembic": {"store/"},
     "apprise": {"alerts/"},
     "apscheduler": {"daemon.py"},
+    "prometheus_client": {"metrics.py"},
     "yaml": {"config.py"},
     "pydantic": {"config.py"},
 }

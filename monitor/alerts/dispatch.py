@@ -98,6 +98,8 @@ class DispatchCounts:
     sent: int = 0
     failed: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+    sent_by_channel: dict[str, int] = field(default_factory=dict)
+    failed_by_channel: dict[str, int] = field(default_factory=dict)
 
 
 class Dispatcher:
@@ -130,11 +132,15 @@ class Dispatcher:
             if error is None:
                 self.store.mark_sent(alert.id, now)
                 counts.sent += 1
+                counts.sent_by_channel[channel.name] = (
+                    counts.sent_by_channel.get(channel.name, 0) + 1)
                 log.info("alert %d sent to %s", alert.id, channel.name)
                 continue
             wait = min(self.retry_after * (2 ** alert.attempts), self.max_retry_after)
             self.store.mark_failed(alert.id, error, now + wait)
             counts.failed += 1
+            counts.failed_by_channel[channel.name] = (
+                counts.failed_by_channel.get(channel.name, 0) + 1)
             counts.errors[channel.name] = error
             log.warning("alert %d to %s failed (attempt %d), retry in %s: %s",
                         alert.id, channel.name, alert.attempts + 1, wait, error)
