@@ -7,8 +7,9 @@ A service started with ``Type=notify`` finds a unix datagram socket in ``$NOTIFY
 ``$WATCHDOG_PID``) and restarts the service when no ``WATCHDOG=1`` arrives in time;
 the custom is to ping at half that interval.
 
-Outside systemd (no ``$NOTIFY_SOCKET``) every call does nothing. A send that fails is
-logged once and never raised: the daemon must not stop because its supervisor went away.
+Outside systemd (no ``$NOTIFY_SOCKET``) every call does nothing. The socket does not
+block: a message the manager has no room for is dropped. A send that fails is logged
+once and never raised: the daemon must not stop because its supervisor went away.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # never block the event loop: a full queue drops the message (EAGAIN)
+                self._sock.setblocking(False)
             self._sock.sendto("\n".join(lines).encode(), self.address)
         except OSError as exc:
             if not self._warned:
