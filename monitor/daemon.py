@@ -31,7 +31,7 @@ from .metrics import Metrics
 from .poll import Poller, PollReport
 from .store import Store, create, migrate
 
-__all__ = ["App", "Jobs", "OnceReport", "build", "run_forever", "run_once", "stop_timeout"]
+__all__ = ["App", "Jobs", "OnceReport", "build", "run_once", "stop_timeout"]
 
 log = logging.getLogger(__name__)
 
@@ -241,18 +241,6 @@ class Jobs:
         return (f"{len(self.app.config.feeds)} feeds, {len(self.app.watchlists)} watchlists, "
                 f"{len(self.app.channels)} channels; {self.polls_done} polls, "
                 f"{self.alerts_sent} alerts sent; {len(self.inflight)} polls in flight")
-
-
-async def run_forever(app: App, stop: asyncio.Event) -> None:
-    """Run the jobs of ``app`` until ``stop`` is set; no signals, no reload (see
-    ``service.Service`` for the daemon with both)."""
-    async with app.fetcher() as fetcher:
-        jobs = Jobs(app, fetcher)
-        jobs.start()
-        try:
-            await stop.wait()
-        finally:
-            await jobs.stop(stop_timeout(app.config))
 
 
 def stop_timeout(config: Config) -> float:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.config import load_config
+
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "monitor.service"
 ANALYZE = shutil.which("systemd-analyze")
@@ -84,3 +86,15 @@ def test_systemd_analyze_security_scores_two_or_lower() -> None:
     assert found, output
     assert float(found.group(1)) <= 2.0, output
     assert result.returncode == 0, output
+
+
+def test_the_deployed_settings_are_valid(tmp_path: Path) -> None:
+    etc = tmp_path / "etc-monitor"
+    etc.mkdir()
+    shutil.copy(ROOT / "deploy" / "monitor.toml", etc / "monitor.toml")
+    for name in ("watchlists.yaml", "feeds.opml"):
+        shutil.copy(ROOT / "config" / name, etc / name)
+    config = load_config(etc / "monitor.toml")
+    assert config.settings.database.url.get_secret_value() == (
+        "sqlite:////var/lib/monitor/monitor.db")
+    assert config.settings.web.address == ("127.0.0.1", 9180)
