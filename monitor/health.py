@@ -25,8 +25,14 @@ class Heartbeat:
 
     def __init__(self, tick: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.stale_after = max(3 * tick, MIN_STALE_AFTER)
+        self.stale_after = 0.0
+        self.set_tick(tick)
         self.last = clock()  # starting counts as a beat: the first tick is due at once
+
+    def set_tick(self, tick: float) -> None:
+        """The scheduler ticks every ``tick`` seconds; three missed ticks (30 s at
+        least) and it is stalled."""
+        self.stale_after = max(3 * tick, MIN_STALE_AFTER)
 
     def beat(self) -> None:
         self.last = self.clock()

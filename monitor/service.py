@@ -120,8 +120,7 @@ class Service:
             log.warning("[web] listen changed; it takes effect at the next restart")
         await self._stop_jobs()
         self.app = new
-        self.heartbeat.stale_after = Heartbeat(
-            new.config.settings.fetch.check_every.total_seconds()).stale_after
+        self.heartbeat.set_tick(new.config.settings.fetch.check_every.total_seconds())
         if self.on_reload is not None:
             self.on_reload(new)
         await self._start_jobs()
