@@ -39,7 +39,7 @@ class _Redact(logging.Filter):
         return True
 
 
-class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+class _Handler(logging.StreamHandler[TextIO]):
     """The handler ``configure`` installs, so that reconfiguring replaces only it."""
 
 

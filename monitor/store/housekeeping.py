@@ -84,4 +84,5 @@ def prune(engine: Engine, unmatched_before: datetime, matched_before: datetime) 
                           .execution_options(synchronize_session=False))
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot prune old items: {type(exc).__name__}") from exc
+    # a DELETE returns a CursorResult, whose rowcount Result's type does not promise
     return Pruned(a.rowcount, b.rowcount)  # type: ignore[attr-defined]
