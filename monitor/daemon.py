@@ -23,13 +23,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .alerts import Channel, DispatchCounts, Dispatcher, load_channel
 from .config import Config
-from .errors import AlertError, ConfigError, Problem
+from .errors import AlertError, ConfigError, Problem, StoreError
 from .fetch import Fetcher
 from .health import Heartbeat
 from .match import Watchlist, compile_watchlist
 from .metrics import Metrics
 from .poll import Poller, PollReport
-from .store import Store, create, migrate
+from .store import Store, create, migrate, schema_status
 
 __all__ = ["App", "Jobs", "OnceReport", "build", "run_once", "stop_timeout"]
 
@@ -76,9 +76,13 @@ class App:
                           max_retry_after=a.max_retry_after)
 
 
-def build(config: Config, clock: Clock = utcnow) -> App:
+def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True) -> App:
     """Migrate the database, load the configuration into it, compile the watchlists and
-    open the channels. Raises ConfigError or StoreError."""
+    open the channels. Raises ConfigError or StoreError.
+
+    With ``migrate_schema=False`` (a reload) the schema must already be current: a
+    running process never migrates under its own feet, e.g. after the package was
+    upgraded on disk; a restart does."""
     problems = []
     channels = []
     for i, ch in enumerate(config.channels):
@@ -89,9 +93,16 @@ def build(config: Config, clock: Clock = utcnow) -> App:
     if problems:
         raise ConfigError(problems)
     engine = create(config.settings.database.url.get_secret_value())
-    before, after = migrate(engine)
-    if before != after:
-        log.info("database schema migrated from %s to %s", before or "empty", after)
+    if migrate_schema:
+        before, after = migrate(engine)
+        if before != after:
+            log.info("database schema migrated from %s to %s", before or "empty", after)
+    else:
+        current, head = schema_status(engine)
+        if current != head:
+            engine.dispose()
+            raise StoreError(f"the database schema is {current or 'empty'}, not {head}: "
+                             "restart monitor to migrate it")
     store = Store(engine)
     now = clock()
     store.sync_feeds(((f.url, f.title, config.interval(f)) for f in config.feeds), now)

@@ -178,7 +178,7 @@ def create_service(config: Config, environ: Mapping[str, str], *,
     """The daemon as ``monitor run`` wires it: the App built from ``config`` (database
     migrated), reloads from the same files, sd_notify from ``environ``, fresh metrics."""
     path = config.path
-    return Service(build(config), lambda: build(load_config(path)),
+    return Service(build(config), lambda: build(load_config(path), migrate_schema=False),
                    notifier=Notifier(environ), metrics=Metrics(), on_reload=on_reload)
 
 

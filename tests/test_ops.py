@@ -12,9 +12,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import Workspace
 
 from monitor import logs
 from monitor.alerts import DispatchCounts
+from monitor.config import load_config
+from monitor.daemon import build
 from monitor.errors import StoreError
 from monitor.health import Heartbeat, check_health
 from monitor.metrics import Metrics
@@ -240,3 +243,16 @@ def test_a_304_keeps_the_items_of_the_last_response_alive(store: Store) -> None:
     poll(store, NOW, [], [], status=304)
     store.prune(NOW - timedelta(days=30), NOW - timedelta(days=365))
     assert titles(store) == {"a", "b"}
+
+
+# ------------------------------------------------------------------ reload never migrates
+
+
+def test_a_reload_never_migrates(workspace: Workspace) -> None:
+    config = load_config(workspace.write(feeds=["https://example.org/rss"]))
+    with pytest.raises(StoreError, match="restart monitor to migrate it"):
+        build(config, migrate_schema=False)
+    build(config).store.engine.dispose()  # a start migrates
+    app = build(config, migrate_schema=False)
+    assert [f.url for f in app.store.feeds()] == ["https://example.org/rss"]
+    app.store.engine.dispose()
