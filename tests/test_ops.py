@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -17,12 +18,13 @@ from conftest import Workspace
 from monitor import logs
 from monitor.alerts import DispatchCounts
 from monitor.config import load_config
-from monitor.daemon import build
+from monitor.daemon import Jobs, build
 from monitor.errors import StoreError
 from monitor.health import Heartbeat, check_health
 from monitor.metrics import Metrics
 from monitor.poll import PollReport
 from monitor.sdnotify import Notifier
+from monitor.service import Service
 from monitor.store import FetchState, NewItem, NewMatch, PollCounts, Store, StoreStats, create
 from monitor.store import migrate as migrate_db
 
@@ -256,3 +258,51 @@ def test_a_reload_never_migrates(workspace: Workspace) -> None:
     app = build(config, migrate_schema=False)
     assert [f.url for f in app.store.feeds()] == ["https://example.org/rss"]
     app.store.engine.dispose()
+
+
+# ------------------------------------------------------------------ stop and watchdog
+
+
+def test_stop_cancels_what_outlives_its_bound(workspace: Workspace) -> None:
+    app = build(load_config(workspace.write(feeds=[])))
+
+    class HungDispatcher:
+        async def dispatch(self, now: datetime) -> DispatchCounts:
+            await asyncio.Event().wait()  # a send that never returns
+            raise AssertionError("unreachable")
+
+    async def scenario() -> asyncio.Task[None] | None:
+        async with app.fetcher() as fetcher:
+            jobs = Jobs(app, fetcher)
+            jobs.dispatcher = HungDispatcher()  # type: ignore[assignment]
+            await jobs.send_due_alerts()
+            await jobs.stop(timeout=0.01)
+            return jobs.sending
+
+    sending = asyncio.run(scenario())
+    assert sending is not None and sending.cancelled()
+
+
+def test_the_watchdog_pings_only_while_the_scheduler_ticks(
+        workspace: Workspace, manager: tuple[socket.socket, str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    sock, path = manager
+    app = build(load_config(workspace.write(feeds=[])))
+    service = Service(app, lambda: app, notifier=Notifier({"NOTIFY_SOCKET": path}),
+                      metrics=Metrics())
+    t = [0.0]
+    service.heartbeat = Heartbeat(tick=5, clock=lambda: t[0])
+
+    async def first_round() -> None:
+        task = asyncio.create_task(service._watchdog(3600))
+        await asyncio.sleep(0)  # let it run up to its first wait
+        task.cancel()
+
+    asyncio.run(first_round())
+    assert sock.recv(4096).startswith(b"WATCHDOG=1\nSTATUS=")
+    t[0] = 31.0  # no tick for more than 30 s
+    asyncio.run(first_round())
+    sock.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        sock.recv(4096)
+    assert any("has not ticked for 31s" in r.getMessage() for r in caplog.records)
