@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from collections.abc import Callable, Iterable, Mapping
@@ -159,6 +160,9 @@ class Service:
             return
         self.web = WebServer(*address, metrics=self.metrics.exposition, health=self.health)
         log.info("serving /metrics and /healthz on %s:%d", address[0], self.web.port)
+        if not ipaddress.ip_address(address[0]).is_loopback:
+            log.warning("[web] listen is not a loopback address, and /metrics and /healthz "
+                        "have no authentication: firewall the port")
 
     async def _watchdog(self, interval: float) -> None:
         stalled = False
