@@ -10,18 +10,20 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__
+from . import __version__, logs
 from .alerts import channel_problems, load_channel, send_test
 from .config import Config, default_config_path, load_config
-from .daemon import build, run_forever, run_once, schedule_problems
+from .daemon import build, run_once, schedule_problems
 from .errors import ConfigError, MonitorError
 from .match import Document, compile_errors, compile_watchlist, snippet
 from .match.watchlist import WatchlistSpec
+from .service import create_service
 from .store import FeedRow, create, migrate
 from .text import html_to_text
 
@@ -44,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon (polls feeds, sends alerts)",
                          description="Run the daemon in the foreground until SIGINT or "
-                         "SIGTERM. Migrates the database to the current schema first.")
+                         "SIGTERM. Migrates the database to the current schema first. SIGHUP "
+                         "reloads the configuration files; under systemd it speaks sd_notify.")
     run.add_argument("--once", action="store_true",
                      help="poll every feed once, send every pending alert, and exit")
     run.set_defaults(func=_cmd_run)
@@ -120,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
-    _setup_logging("DEBUG" if args.verbose else config.settings.log_level)
+    _setup_logging(config, args.verbose)
     try:
         code: int = args.func(config, args)
     except ConfigError as exc:
@@ -133,20 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # httpx logs every request line at INFO (URLs may carry credentials); apprise's
-    # own INFO lines add nothing to ours.
-    for noisy in ("httpx", "httpcore", "apprise", "apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+def _setup_logging(config: Config, verbose: bool) -> None:
+    settings = config.settings
+    logs.configure("DEBUG" if verbose else settings.log_level, settings.log_format)
 
 
 def _cmd_run(config: Config, args: argparse.Namespace) -> int:
-    app = build(config)
     if args.once:
+        app = build(config)
         report = asyncio.run(run_once(app))
         print(report.summary())
         for p in report.polls:
@@ -156,10 +153,9 @@ def _cmd_run(config: Config, args: argparse.Namespace) -> int:
             print(f"  channel failed: {channel}: {error}")
         return 0
 
-    async def forever() -> None:
-        await run_forever(app, asyncio.Event())
-
-    asyncio.run(forever())
+    service = create_service(
+        config, os.environ, on_reload=lambda new: _setup_logging(new.config, args.verbose))
+    asyncio.run(service.run(asyncio.Event()))
     return 0
 
 

@@ -43,7 +43,9 @@ __all__ = [
     "ChannelSettings",
     "Config",
     "FeedSettings",
+    "RetentionSettings",
     "Settings",
+    "WebSettings",
     "default_config_path",
     "load_config",
     "parse_duration",
@@ -206,13 +208,55 @@ class ChannelSettings(_Model):
         return self
 
 
+def _listen(value: str) -> str:
+    host, sep, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not sep or not 0 < number < 65536:
+        raise ValueError(f"{value!r} is not an address and port; write e.g. '127.0.0.1:9180'")
+    return value.strip()
+
+
+class WebSettings(_Model):
+    listen: str | None = None
+    """``host:port`` for /metrics and /healthz; None (the default) serves nothing."""
+    max_pending_alerts: int = Field(default=1000, ge=1)
+    """/healthz fails while more alerts than this wait in the outbox."""
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        return None if value is None else _listen(value)
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+class RetentionSettings(_Model):
+    items: Duration = timedelta(days=30)
+    """Unmatched items are deleted this long after a feed last served them."""
+    matched_items: Duration = timedelta(days=365)
+    """Matched items, their matches and sent alerts are kept this long."""
+
+
 class Settings(_Model):
     watchlists: str = "watchlists.yaml"
     feeds: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
     database: DatabaseSettings = DatabaseSettings()
     fetch: FetchSettings = FetchSettings()
     alerts: AlertSettings = AlertSettings()
+    web: WebSettings = WebSettings()
+    retention: RetentionSettings = RetentionSettings()
     feed: list[FeedSettings] = []
     channel: list[ChannelSettings] = []
 

@@ -3,7 +3,8 @@
 Scheduling is kept in the database: each feed has a ``next_check_at``. A tick every few
 seconds starts a poll for each feed that is due and not already in flight, so intervals
 survive restarts and a slow feed never holds up the others. A second job sends the
-outbox.
+outbox; a daily one applies retention. Signals, reloads, sd_notify and the web side live
+in ``service``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -29,18 +31,35 @@ from .alerts import (
     send,
 )
 from .config import Config
-from .errors import AlertError, ConfigError, Problem
+from .errors import AlertError, ConfigError, Problem, StoreError
+from .feed_health import health_notices
 from .fetch import FeedAuth, Fetcher
-from .health import health_notices
+from .health import Heartbeat
 from .match import Watchlist, compile_watchlist
+from .metrics import Metrics
 from .poll import FeedOptions, Poller, PollReport
-from .store import Store, create, migrate
+from .store import Store, create, migrate, schema_status
 
-__all__ = ["App", "OnceReport", "build", "run_forever", "run_once"]
+__all__ = [
+    "App",
+    "Jobs",
+    "OnceReport",
+    "build",
+    "digest_trigger",
+    "run_once",
+    "schedule_problems",
+    "send_health_notices",
+    "stop_timeout",
+]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+PRUNE_DELAY = timedelta(minutes=1)
+"""Retention first runs this long after a start, then daily."""
+HEALTH_EVERY = timedelta(minutes=1)
+"""How often feed health is checked for the admin channel."""
 
 
 def utcnow() -> datetime:
@@ -98,16 +117,21 @@ class App:
                 auth, (fetch.adaptive_floor, fetch.adaptive_ceiling) if adaptive else None)
         return out
 
-    def dispatcher(self) -> Dispatcher:
+    def dispatcher(self, on_counts: Callable[[DispatchCounts], None] | None = None
+                   ) -> Dispatcher:
         a = self.config.settings.alerts
         return Dispatcher(self.store, self.channels, retry_after=a.retry_after,
                           max_retry_after=a.max_retry_after, max_attempts=a.max_attempts,
-                          clock=self.clock)
+                          clock=self.clock, on_counts=on_counts)
 
 
-def build(config: Config, clock: Clock = utcnow) -> App:
+def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True) -> App:
     """Migrate the database, load the configuration into it, compile the watchlists and
-    open the channels. Raises ConfigError or StoreError."""
+    open the channels. Raises ConfigError or StoreError.
+
+    With ``migrate_schema=False`` (a reload) the schema must already be current: a
+    running process never migrates under its own feet, e.g. after the package was
+    upgraded on disk; a restart does."""
     problems = []
     channels = []
     for i, ch in enumerate(config.channels):
@@ -120,9 +144,16 @@ def build(config: Config, clock: Clock = utcnow) -> App:
     if problems:
         raise ConfigError(problems)
     engine = create(config.settings.database.url.get_secret_value())
-    before, after = migrate(engine)
-    if before != after:
-        log.info("database schema migrated from %s to %s", before or "empty", after)
+    if migrate_schema:
+        before, after = migrate(engine)
+        if before != after:
+            log.info("database schema migrated from %s to %s", before or "empty", after)
+    else:
+        current, head = schema_status(engine)
+        if current != head:
+            engine.dispose()
+            raise StoreError(f"the database schema is {current or 'empty'}, not {head}: "
+                             "restart monitor to migrate it")
     store = Store(engine)
     now = clock()
     store.sync_feeds(((f.url, f.title, config.interval(f)) for f in config.feeds), now)
@@ -196,17 +227,63 @@ async def send_health_notices(app: App) -> int:
     return sent
 
 
-class _Loop:
-    """The two recurring jobs: start due polls, send due alerts."""
+class Jobs:
+    """The recurring work of one configuration, on its own APScheduler: start due polls,
+    send due alerts (and each digest channel's digest on its schedule), tell the admin
+    channel about failing feeds, prune old items daily.
 
-    def __init__(self, app: App, poller: Poller, dispatcher: Dispatcher) -> None:
+    Polls and sends run as tasks of their own, not inside the scheduler's jobs, so a slow
+    feed or a paced channel never holds up the tick, and ``stop`` can wait for them.
+    """
+
+    def __init__(self, app: App, fetcher: Fetcher, *, metrics: Metrics | None = None,
+                 heartbeat: Heartbeat | None = None) -> None:
         self.app = app
-        self.poller = poller
-        self.dispatcher = dispatcher
+        self.poller = app.poller(fetcher)
+        self.dispatcher = app.dispatcher(on_counts=self._observe_dispatch)
+        self.metrics = metrics
+        self.heartbeat = heartbeat
         self.inflight: dict[int, asyncio.Task[PollReport]] = {}
         self.limit = app.config.settings.fetch.concurrency * 2
+        self.polls_done = 0
+        self.alerts_sent = 0
+        self.scheduler: AsyncIOScheduler | None = None
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+        tick = self.app.config.settings.fetch.check_every
+        every_tick = IntervalTrigger(seconds=tick.total_seconds(), timezone=UTC)
+        now = self.app.clock()
+        for job in (self.start_due_polls, self.send_due_alerts):
+            scheduler.add_job(job, every_tick, max_instances=1, coalesce=True,
+                              next_run_time=now, misfire_grace_time=None)
+        scheduler.add_job(self.prune, IntervalTrigger(days=1, timezone=UTC), max_instances=1,
+                          coalesce=True, next_run_time=now + PRUNE_DELAY,
+                          misfire_grace_time=None)
+        scheduler.add_job(self.check_feed_health,
+                          IntervalTrigger(seconds=HEALTH_EVERY.total_seconds(), timezone=UTC),
+                          max_instances=1, coalesce=True, misfire_grace_time=None)
+        for ch in self.app.config.channels:
+            if ch.mode == "digest" and ch.digest_schedule:
+                scheduler.add_job(self.send_digest, digest_trigger(ch.digest_schedule,
+                                                                   ch.timezone),
+                                  args=[ch.name], max_instances=1, coalesce=True,
+                                  misfire_grace_time=3600)
+        scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+        scheduler.start()
+        self.scheduler = scheduler
+
+    def _submitted(self, event: JobSubmissionEvent) -> None:
+        if self.metrics is not None and event.scheduled_run_times:
+            lag = (datetime.now(UTC) - max(event.scheduled_run_times)).total_seconds()
+            self.metrics.scheduler_lag.set(max(0.0, lag))
 
     async def start_due_polls(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.beat()
+        if self.metrics is not None:
+            self.metrics.last_tick.set_to_current_time()
         room = self.limit - len(self.inflight)
         if room <= 0:
             return
@@ -220,55 +297,65 @@ class _Loop:
 
     def _done(self, feed_id: int, task: asyncio.Task[PollReport]) -> None:
         self.inflight.pop(feed_id, None)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
             log.error("poll of feed %d crashed", feed_id, exc_info=task.exception())
+            return
+        self.polls_done += 1
+        if self.metrics is not None:
+            self.metrics.observe_poll(task.result())
 
     async def send_due_alerts(self) -> None:
-        self.dispatcher.start(self.app.clock())  # one task per channel; returns at once
+        self.dispatcher.start(self.app.clock())  # a task per idle channel; returns at once
 
     async def send_digest(self, channel: str) -> None:
-        await self.dispatcher.send_digest(channel, self.app.clock())
+        self._observe_dispatch(await self.dispatcher.send_digest(channel, self.app.clock()))
+
+    def _observe_dispatch(self, counts: DispatchCounts) -> None:
+        self.alerts_sent += counts.sent
+        if self.metrics is not None:
+            self.metrics.observe_dispatch(counts)
 
     async def check_feed_health(self) -> None:
         await send_health_notices(self.app)
 
-    async def drain(self, timeout: float) -> None:
-        if self.inflight:
-            await asyncio.wait(list(self.inflight.values()), timeout=timeout)
-        for task in self.inflight.values():
-            task.cancel()
-        await self.dispatcher.drain(timeout)  # a message in flight is let finish
+    async def prune(self) -> None:
+        r = self.app.config.settings.retention
+        now = self.app.clock()
+        pruned = await asyncio.to_thread(self.app.store.prune, now - r.items,
+                                         now - r.matched_items)
+        if pruned.unmatched or pruned.matched:
+            log.info("retention: deleted %d unmatched and %d matched items",
+                     pruned.unmatched, pruned.matched)
+        if self.metrics is not None:
+            self.metrics.pruned.labels("unmatched").inc(pruned.unmatched)
+            self.metrics.pruned.labels("matched").inc(pruned.matched)
+
+    async def stop(self, timeout: float) -> None:
+        """Claim no new work; give polls and sends in flight ``timeout`` seconds, then
+        cancel them. A cancelled poll wrote nothing (its feed stays due); a cancelled send
+        leaves its alert pending: both are picked up by the next run."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        tasks: list[asyncio.Task[Any]] = [*self.inflight.values(),
+                                           *self.dispatcher.busy.values()]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=timeout)
+            for task in late:
+                log.warning("cancelling %s after %gs", task.get_name(), timeout)
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+
+    def status(self) -> str:
+        """A one-line summary for systemd's STATUS=."""
+        return (f"{len(self.app.config.feeds)} feeds, {len(self.app.watchlists)} watchlists, "
+                f"{len(self.app.channels)} channels; {self.polls_done} polls, "
+                f"{self.alerts_sent} alerts sent; {len(self.inflight)} polls in flight")
 
 
-async def run_forever(app: App, stop: asyncio.Event) -> None:
-    """Run until ``stop`` is set (SIGINT and SIGTERM set it)."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with app.fetcher() as fetcher:
-        jobs = _Loop(app, app.poller(fetcher), app.dispatcher())
-        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
-        tick = app.config.settings.fetch.check_every
-        trigger = IntervalTrigger(seconds=tick.total_seconds(), timezone=UTC)
-        for job in (jobs.start_due_polls, jobs.send_due_alerts):
-            scheduler.add_job(job, trigger, max_instances=1, coalesce=True,
-                              next_run_time=app.clock(), misfire_grace_time=None)
-        scheduler.add_job(jobs.check_feed_health, IntervalTrigger(minutes=1, timezone=UTC),
-                          max_instances=1, coalesce=True, misfire_grace_time=None)
-        for ch in app.config.channels:
-            if ch.mode == "digest" and ch.digest_schedule:
-                scheduler.add_job(jobs.send_digest, digest_trigger(ch.digest_schedule,
-                                                                   ch.timezone),
-                                  args=[ch.name], max_instances=1, coalesce=True,
-                                  misfire_grace_time=3600)
-        scheduler.start()
-        log.info("monitor running: %d feeds, %d watchlists, %d channels",
-                 len(app.store.feeds()), len(app.watchlists), len(app.channels))
-        try:
-            await stop.wait()
-        finally:
-            log.info("stopping: no new polls; waiting for those in flight")
-            scheduler.shutdown(wait=False)
-            await jobs.drain(app.config.settings.fetch.timeout.total_seconds() + 5)
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+def stop_timeout(config: Config) -> float:
+    """How long polls and sends in flight may run on after a stop or a reload."""
+    return config.settings.fetch.timeout.total_seconds() + 5

@@ -13,8 +13,10 @@ whose ``error`` says what went wrong, so one broken feed never stops the others.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import socket
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +42,8 @@ class FetchResult:
     error: str | None = None
     moved_to: str | None = None
     """The final URL when every redirect on the way was permanent (301, 308)."""
+    elapsed: float = 0.0
+    """Seconds from the request to the end of the body (or the error), queueing excluded."""
 
     @property
     def not_modified(self) -> bool:
@@ -107,19 +111,25 @@ class Fetcher:
         host = httpx.URL(url).host
         per_host = self._hosts.setdefault(host, asyncio.Semaphore(self._per_host))
         async with self._limit, per_host:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    return await self._get(url, headers, auth)
-            except TimeoutError:
-                return FetchResult(url, error=f"timed out after {self.timeout:g}s")
-            except FeedError as exc:
-                return FetchResult(url, error=str(exc))
-            except httpx.TooManyRedirects:
-                return FetchResult(url, error="too many redirects")
-            except httpx.HTTPError as exc:
-                return FetchResult(url, error=_describe(exc))
-            except zlib.error as exc:
-                return FetchResult(url, error=f"could not decode the body: {exc}")
+            started = time.monotonic()
+            result = await self._attempt(url, headers, auth)
+            return dataclasses.replace(result, elapsed=time.monotonic() - started)
+
+    async def _attempt(self, url: str, headers: dict[str, str],
+                       auth: FeedAuth | None) -> FetchResult:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._get(url, headers, auth)
+        except TimeoutError:
+            return FetchResult(url, error=f"timed out after {self.timeout:g}s")
+        except FeedError as exc:
+            return FetchResult(url, error=str(exc))
+        except httpx.TooManyRedirects:
+            return FetchResult(url, error="too many redirects")
+        except httpx.HTTPError as exc:
+            return FetchResult(url, error=_describe(exc))
+        except zlib.error as exc:
+            return FetchResult(url, error=f"could not decode the body: {exc}")
 
     async def _get(self, url: str, headers: dict[str, str],
                    auth: FeedAuth | None) -> FetchResult:

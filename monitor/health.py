@@ -1,52 +1,83 @@
-"""Feed health: which feeds deserve an admin alert, once when they have been failing too
-long and once when they recover. Pure: feeds and ``now`` in, notices out."""
+"""Liveness of the daemon: the scheduler's heartbeat and the checks behind /healthz.
+
+The heartbeat is beaten by the scheduler's tick; the watchdog pings systemd only while it
+is fresh, and /healthz reports it with the database and the outbox backlog.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from .store import FeedRow
+from .errors import StoreError
+from .store import StoreStats
 
-__all__ = ["HealthNotice", "health_notices"]
+__all__ = ["HealthReport", "Heartbeat", "check_health"]
+
+MIN_STALE_AFTER = 30.0
+"""Seconds without a tick before the scheduler is called stalled, at the least."""
+
+
+class Heartbeat:
+    """When the scheduler's tick last ran, on a monotonic clock."""
+
+    def __init__(self, tick: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.stale_after = 0.0
+        self.set_tick(tick)
+        self.last = clock()  # starting counts as a beat: the first tick is due at once
+
+    def set_tick(self, tick: float) -> None:
+        """The scheduler ticks every ``tick`` seconds; three missed ticks (30 s at
+        least) and it is stalled."""
+        self.stale_after = max(3 * tick, MIN_STALE_AFTER)
+
+    def beat(self) -> None:
+        self.last = self.clock()
+
+    def age(self) -> float:
+        return self.clock() - self.last
+
+    def alive(self) -> bool:
+        return self.age() <= self.stale_after
 
 
 @dataclass(frozen=True)
-class HealthNotice:
-    feed_id: int
-    failing: bool
-    """True: the feed has been failing too long; False: it has recovered."""
-    title: str
-    body: str
+class HealthReport:
+    checks: dict[str, str] = field(default_factory=dict)
+    """check -> "ok" or what is wrong"""
+
+    @property
+    def ok(self) -> bool:
+        return all(v == "ok" for v in self.checks.values())
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{k}: {v}" for k, v in self.checks.items() if v != "ok")
+
+    def json(self) -> bytes:
+        return json.dumps({"status": "ok" if self.ok else "failing",
+                           "checks": self.checks}).encode() + b"\n"
 
 
-def _name(f: FeedRow) -> str:
-    return f.title or f.location
-
-
-def _when(t: datetime | None) -> str:
-    return f"{t:%Y-%m-%d %H:%M} UTC" if t else "never"
-
-
-def health_notices(feeds: Iterable[FeedRow], now: datetime,
-                   after: timedelta) -> list[HealthNotice]:
-    """A notice for each feed without a success for longer than ``after`` (and not yet
-    alerted), and for each alerted feed that has succeeded since."""
-    out = []
-    for f in feeds:
-        if f.health_alerted_at is None and f.consecutive_failures > 0:
-            since = f.last_success_at or f.created_at
-            if since is not None and now - since >= after:
-                out.append(HealthNotice(f.id, True, f"[monitor] feed failing: {_name(f)}", (
-                    f"Feed: {f.location}\n"
-                    f"Last success: {_when(f.last_success_at)}\n"
-                    f"Consecutive failures: {f.consecutive_failures}\n"
-                    f"Last error: {f.last_error}\n"
-                    f"Next check: {_when(f.next_check_at)}\n")))
-        elif f.health_alerted_at is not None and f.consecutive_failures == 0:
-            out.append(HealthNotice(f.id, False, f"[monitor] feed recovered: {_name(f)}", (
-                f"Feed: {f.location}\n"
-                f"Failing alert sent: {_when(f.health_alerted_at)}\n"
-                f"Last success: {_when(f.last_success_at)}\n")))
-    return out
+def check_health(heartbeat: Heartbeat, stats: Callable[[], StoreStats],
+                 max_pending: int) -> HealthReport:
+    checks = {}
+    checks["scheduler"] = ("ok" if heartbeat.alive()
+                           else f"no tick for {heartbeat.age():.0f}s")
+    try:
+        snapshot: StoreStats | None = stats()
+        checks["database"] = "ok"
+    except StoreError as exc:
+        snapshot = None
+        checks["database"] = str(exc)
+    if snapshot is None:
+        checks["outbox"] = "unknown: the database did not answer"
+    elif snapshot.pending_total > max_pending:
+        checks["outbox"] = (f"{snapshot.pending_total} alerts pending, more than "
+                            f"{max_pending}")
+    else:
+        checks["outbox"] = "ok"
+    return HealthReport(checks)

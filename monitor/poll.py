@@ -33,6 +33,7 @@ class PollReport:
     status: int | None
     error: str | None
     counts: PollCounts
+    fetch_seconds: float = 0.0
 
 
 def document(entry: Entry, feed_title: str | None, link: str | None = None) -> Document:
@@ -120,30 +121,33 @@ class Poller:
         result = await self.fetcher.fetch(feed.location, feed.etag, feed.last_modified,
                                           options.auth)
         if result.error is None and result.not_modified:
-            return self._record(feed, self._state(feed, now, result, ok=True), [])
+            return self._record(feed, self._state(feed, now, result, ok=True), [], result)
         if result.error is not None:
             return self._record(feed, self._state(feed, now, result, ok=False,
-                                                  error=result.error), [])
+                                                  error=result.error), [], result)
         try:
-            parsed, items = await asyncio.to_thread(self._process, feed, result)
+            parsed, items, seen = await asyncio.to_thread(self._process, feed, result)
         except FeedError as exc:
             return self._record(feed, self._state(feed, now, result, ok=False,
-                                                  error=str(exc)), [])
+                                                  error=str(exc)), [], result)
         except StoreError:
             raise
         except Exception as exc:  # a bug costs this feed this poll, never the daemon
             log.exception("processing %s failed", feed.url)
             error = f"internal error while processing the feed ({type(exc).__name__}); see the log"
-            return self._record(feed, self._state(feed, now, result, ok=False, error=error), [])
+            return self._record(feed, self._state(feed, now, result, ok=False, error=error), [],
+                                result)
         interval = None
         if options.adaptive is not None:
             interval = adaptive_interval([e.published for e in parsed.entries if e.published],
                                          *options.adaptive)
         state = self._state(feed, now, result, ok=True, title=parsed.title, interval=interval,
                             ttl=parsed.ttl)
-        return self._record(feed, state, items)
+        return self._record(feed, state, items, result, seen)
 
-    def _process(self, feed: FeedRow, result: FetchResult) -> tuple[ParsedFeed, list[NewItem]]:
+    def _process(self, feed: FeedRow,
+                 result: FetchResult) -> tuple[ParsedFeed, list[NewItem], list[str]]:
+        """Parse and match; also the keys of every entry served (for retention)."""
         parsed = parse_feed(result.body, result.headers, feed.location)
         if parsed.warning:
             log.info("feed %s is malformed but readable: %s", feed.url, parsed.warning)
@@ -164,13 +168,16 @@ class Poller:
                 matches=matches, title_key=story.title_key if story else None,
                 simhash=story.simhash if story else None,
             ))
-        return parsed, items
+        return parsed, items, list(keyed)
 
-    def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem]) -> PollReport:
-        counts = self.store.record_poll(feed.id, state, items, story_window=self.story_window)
+    def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem],
+                result: FetchResult, seen: list[str] | None = None) -> PollReport:
+        counts = self.store.record_poll(feed.id, state, items, seen or [],
+                                        story_window=self.story_window)
         if state.ok:
             log.info("polled %s: %s, %d new items, %d matches", feed.url,
                      state.status, counts.new_items, counts.matches)
         else:
             log.warning("feed %s failed: %s", feed.url, state.error)
-        return PollReport(feed.url, state.ok, state.status, state.error, counts)
+        return PollReport(feed.url, state.ok, state.status, state.error, counts,
+                          result.elapsed)

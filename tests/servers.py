@@ -1,11 +1,16 @@
-"""Real servers on 127.0.0.1 for the tests: a feed server and an SMTP server."""
+"""Real servers on 127.0.0.1 for the tests: a feed server, an SMTP server, and the
+service manager's sd_notify socket."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import os
+import queue
+import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -208,3 +213,48 @@ class Receiver:
         """The bodies of the posts answered with 200."""
         return [body for (_, body), status in zip(self.posts, self.answered, strict=False)
                 if status == 200]
+class NotifySocket:
+    """The service manager's end of sd_notify: a unix datagram socket in the abstract
+    namespace, read by a thread (as systemd reads it: the daemon never finds it full)."""
+
+    def __init__(self) -> None:
+        self.name = f"@monitor-test-{os.getpid()}-{secrets.token_hex(6)}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(b"\0" + self.name[1:].encode())
+        self.messages: list[dict[str, str]] = []
+        self._queue: queue.Queue[dict[str, str]] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self._queue.put(dict(line.split("=", 1) for line in data.decode().splitlines()
+                                 if line))
+
+    def __enter__(self) -> NotifySocket:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+    def wait_for(self, key: str, value: str = "1", timeout: float = 30,
+                 where: Callable[[dict[str, str]], bool] | None = None) -> dict[str, str]:
+        """The next message with KEY=VALUE (and ``where``); every message read is kept in
+        ``messages``. Fails after ``timeout`` seconds without one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                message = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {key}={value} within {timeout}s; got "
+                                     f"{self.messages[-5:]}") from None
+            self.messages.append(message)
+            if message.get(key) == value and (where is None or where(message)):
+                return message

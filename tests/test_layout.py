@@ -17,6 +17,7 @@ HOMES = {
     "apprise": {"alerts/"},
     "jinja2": {"alerts/"},
     "apscheduler": {"daemon.py"},
+    "prometheus_client": {"metrics.py"},
     "yaml": {"config.py"},
     "pydantic": {"config.py"},
 }

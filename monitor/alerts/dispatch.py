@@ -148,6 +148,8 @@ class DispatchCounts:
     failed: int = 0
     dead: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+    sent_by_channel: dict[str, int] = field(default_factory=dict)
+    failed_by_channel: dict[str, int] = field(default_factory=dict)
 
 
 class Dispatcher:
@@ -156,7 +158,8 @@ class Dispatcher:
     def __init__(self, store: Store, channels: Iterable[Channel], *,
                  retry_after: timedelta, max_retry_after: timedelta, max_attempts: int = 10,
                  jitter: Callable[[], float] | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 on_counts: Callable[[DispatchCounts], None] | None = None) -> None:
         self.store = store
         self.clock = clock
         """With a clock (the daemon), each claim and mark reads it: a channel may take
@@ -167,7 +170,8 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.jitter = jitter or (lambda: random.uniform(0.8, 1.0))
         self.busy: dict[str, asyncio.Task[None]] = {}
-        self.counts = DispatchCounts()
+        self.on_counts = on_counts
+        """Told the counts of each round that ``start`` began, when it ends (metrics)."""
 
     def _due(self, now: datetime, retry_now: bool, names: Iterable[str]
              ) -> dict[str, list[PendingAlert]]:
@@ -196,15 +200,18 @@ class Dispatcher:
         the last round, and return at once (the daemon's tick)."""
         idle = [n for n in self.channels if n not in self.busy]
         for name, rows in self._due(now, False, idle).items():
-            task = asyncio.create_task(self._serve(self.channels[name], rows, now,
-                                                   self.counts), name=f"alerts {name}")
+            counts = DispatchCounts()
+            task = asyncio.create_task(self._serve(self.channels[name], rows, now, counts),
+                                       name=f"alerts {name}")
             self.busy[name] = task
-            task.add_done_callback(functools.partial(self._done, name))
+            task.add_done_callback(functools.partial(self._done, name, counts))
 
-    def _done(self, name: str, task: asyncio.Task[None]) -> None:
+    def _done(self, name: str, counts: DispatchCounts, task: asyncio.Task[None]) -> None:
         self.busy.pop(name, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("sending to %s crashed", name, exc_info=task.exception())
+        if self.on_counts is not None:
+            self.on_counts(counts)
 
     async def drain(self, timeout: float) -> None:
         if self.busy:
@@ -256,12 +263,15 @@ class Dispatcher:
         if error is None:
             self.store.mark_sent(ids, now, batch=f"{kind[0]}{min(ids)}")
             counts.sent += 1
+            counts.sent_by_channel[channel.name] = counts.sent_by_channel.get(channel.name, 0) + 1
             log.info("alert %s sent to %s", ", ".join(map(str, ids)), channel.name)
             return True
         attempts = max(r.attempts for r in rows)
         wait = min(self.retry_after * (2 ** attempts), self.max_retry_after) * self.jitter()
         dead = self.store.mark_failed(ids, error, now, now + wait, self.max_attempts)
         counts.failed += 1
+        counts.failed_by_channel[channel.name] = (
+            counts.failed_by_channel.get(channel.name, 0) + 1)
         counts.dead += len(dead)
         counts.errors[channel.name] = error
         log.warning("alert %s to %s failed (attempt %d), retry in %s: %s",

@@ -1,7 +1,17 @@
 """Storage: SQLAlchemy models, Alembic migrations and the Store. SQLite by default."""
 
 from .db import create, migrate, schema_status
-from .repo import FeedRow, FetchState, NewItem, NewMatch, PendingAlert, PollCounts, Source, Store
+from .housekeeping import Pruned, StoreStats
+from .repo import (
+    FeedRow,
+    FetchState,
+    NewItem,
+    NewMatch,
+    PendingAlert,
+    PollCounts,
+    Source,
+    Store,
+)
 
 __all__ = [
     "FeedRow",
@@ -10,8 +20,10 @@ __all__ = [
     "NewMatch",
     "PendingAlert",
     "PollCounts",
+    "Pruned",
     "Source",
     "Store",
+    "StoreStats",
     "create",
     "migrate",
     "schema_status",

@@ -102,6 +102,9 @@ class Item(Base):
     story_id: Mapped[int | None] = mapped_column(Integer, index=True)
     title_key: Mapped[str | None] = mapped_column(String(64))
     simhash: Mapped[str | None] = mapped_column(String(16))
+    last_seen_at: Mapped[datetime] = mapped_column(index=True)
+    """When the feed last served this item; retention deletes on it, so an item still in
+    its feed is never deleted (and never stored, matched and alerted on again)."""
 
 
 class Watchlist(Base):

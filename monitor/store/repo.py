@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from ..dedup import StoryCandidate, StoryKeys, find_story
 from ..errors import StoreError
+from . import housekeeping
+from .housekeeping import Pruned, StoreStats
 from .models import Feed, Item, Match, Outbox, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
 
@@ -105,6 +107,8 @@ class PollCounts:
     matches: int = 0
     alerts: int = 0
     watchlists: set[str] = field(default_factory=set)
+    by_watchlist: dict[str, int] = field(default_factory=dict)
+    """watchlist name -> matches stored by this poll."""
 
 
 class Store(OutboxStore):
@@ -183,13 +187,15 @@ class Store(OutboxStore):
             raise StoreError(f"cannot read the items of feed {feed_id}: {exc}") from exc
         return found
 
-    def record_poll(self, feed_id: int, state: FetchState, items: Sequence[NewItem], *,
+    def record_poll(self, feed_id: int, state: FetchState, items: Sequence[NewItem],
+                    seen: Sequence[str] = (), *,
                     story_window: timedelta = timedelta(hours=48)) -> PollCounts:
         """In one transaction: the feed's fetch state, its new items, their matches and
-        outbox rows. Items the feed already has are skipped, so a re-served feed never
-        alerts twice. A matched item joins the story of an item seen within
-        ``story_window`` (dedup.find_story); a channel that already has an alert for
-        that story gets a ``merged`` row instead of a second alert."""
+        outbox rows, and the time the feed last served each key in ``seen``. Items the
+        feed already has are skipped, so a re-served feed never alerts twice. A matched
+        item joins the story of an item seen within ``story_window`` (dedup.find_story);
+        a channel that already has an alert for that story gets a ``merged`` row instead
+        of a second alert."""
         counts = PollCounts()
         try:
             with self._session() as s, s.begin():
@@ -197,6 +203,16 @@ class Store(OutboxStore):
                 if feed is None:
                     raise StoreError(f"feed {feed_id} no longer exists")
                 _apply_state(feed, state)
+                if state.status == 304:  # the items of the last response are still served
+                    last = (select(func.max(Item.last_seen_at))
+                            .where(Item.feed_id == feed_id).scalar_subquery())
+                    s.execute(update(Item)
+                              .where(Item.feed_id == feed_id, Item.last_seen_at == last)
+                              .values(last_seen_at=state.checked_at))
+                for i in range(0, len(seen), 500):
+                    s.execute(update(Item)
+                              .where(Item.feed_id == feed_id, Item.key.in_(seen[i : i + 500]))
+                              .values(last_seen_at=state.checked_at))
                 if not items:
                     return counts
                 known = set(s.scalars(select(Item.key).where(
@@ -210,8 +226,8 @@ class Store(OutboxStore):
                     item = Item(feed_id=feed_id, key=new.key, guid=new.guid, link=new.link,
                                 title=new.title, summary=new.summary, content=new.content,
                                 author=new.author, published_at=new.published_at,
-                                fetched_at=state.checked_at, title_key=new.title_key,
-                                simhash=new.simhash)
+                                fetched_at=state.checked_at, last_seen_at=state.checked_at,
+                                title_key=new.title_key, simhash=new.simhash)
                     s.add(item)
                     counts.new_items += 1
                     if not new.matches:
@@ -233,6 +249,8 @@ class Store(OutboxStore):
                         s.flush()
                         counts.matches += 1
                         counts.watchlists.add(m.watchlist)
+                        counts.by_watchlist[m.watchlist] = (
+                            counts.by_watchlist.get(m.watchlist, 0) + 1)
                         for channel in m.channels:
                             merged = story is not None and _story_alerted(s, story, channel)
                             s.add(Outbox(match_id=match.id, channel=channel,
@@ -252,6 +270,18 @@ class Store(OutboxStore):
                 s.execute(update(Feed).where(Feed.id == feed_id).values(health_alerted_at=at))
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the health of feed {feed_id}: {exc}") from exc
+
+    # ------------------------------------------------------------ operations
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers."""
+        housekeeping.ping(self.engine)
+
+    def stats(self) -> StoreStats:
+        return housekeeping.stats(self.engine)
+
+    def prune(self, unmatched_before: datetime, matched_before: datetime) -> Pruned:
+        return housekeeping.prune(self.engine, unmatched_before, matched_before)
 
     # ------------------------------------------------------------ outbox
 
