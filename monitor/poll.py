@@ -15,7 +15,7 @@ from datetime import datetime
 from .dedup import identity
 from .errors import FeedError
 from .fetch import Fetcher, FetchResult
-from .match import Document, Watchlist, WatchlistMatch, snippet
+from .match import Document, Matcher, Watchlist, WatchlistMatch, snippet
 from .parse import Entry, parse_feed
 from .store import FeedRow, FetchState, NewItem, NewMatch, PollCounts, Store
 
@@ -38,16 +38,11 @@ def document(entry: Entry, feed_title: str | None, link: str | None = None) -> D
                        author=entry.author, feed=feed_title, url=link or entry.link)
 
 
-def match_entry(entry: Entry, feed_title: str | None, watchlists: Sequence[Watchlist],
+def match_entry(entry: Entry, feed_title: str | None, matcher: Matcher,
                 routes: Mapping[str, tuple[str, ...]]) -> tuple[NewMatch, ...]:
     """Every watchlist that matches the entry, with its snippet and the channels it goes to."""
     doc = document(entry, feed_title)
-    out = []
-    for wl in watchlists:
-        m = wl.match(doc)
-        if m is not None:
-            out.append(_new_match(doc, m, routes.get(wl.name, ())))
-    return tuple(out)
+    return tuple(_new_match(doc, m, routes.get(m.watchlist, ())) for m in matcher.match(doc))
 
 
 def _new_match(doc: Document, m: WatchlistMatch, channels: tuple[str, ...]) -> NewMatch:
@@ -64,7 +59,7 @@ class Poller:
                  routes: Mapping[str, tuple[str, ...]]) -> None:
         self.store = store
         self.fetcher = fetcher
-        self.watchlists = tuple(watchlists)
+        self.matcher = Matcher.of(watchlists)
         self.routes = routes
 
     async def poll(self, feed: FeedRow, now: datetime) -> PollReport:
@@ -102,7 +97,7 @@ class Poller:
             items.append(NewItem(
                 key=key, guid=e.guid, link=e.link, title=e.title, summary=e.summary,
                 content=e.content, author=e.author, published_at=e.published,
-                matches=match_entry(e, feed_title, self.watchlists, self.routes),
+                matches=match_entry(e, feed_title, self.matcher, self.routes),
             ))
         return parsed.title, items
 

@@ -18,6 +18,7 @@ HOMES = {
     "apscheduler": {"daemon.py"},
     "yaml": {"config.py"},
     "pydantic": {"config.py"},
+    "ahocorasick": {"match/matcher.py"},
 }
 PURE = ["text.py", "parse.py", "dedup.py", "opml.py", "match/", "alerts/render.py"]
 IO_MODULES = {"socket", "httpx", "sqlalchemy", "apprise", "subprocess", "requests", "urllib"}

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from ..text import Token, clean, tokenize
+from ..text import Token, clean, tokenize, word_forms, words
 from .query import ActorRef, And, Near, Node, Not, Or, Term
 
 __all__ = ["DEFAULT_FIELDS", "Document", "FieldText", "Span", "evaluate"]
@@ -30,28 +31,46 @@ class Span:
 
 @dataclass(frozen=True)
 class FieldText:
-    """One field's cleaned text, its tokens and an index from key to token positions."""
+    """One field's cleaned text; its tokens and indexes are computed on first use.
+
+    A prefilter asks only for ``keys`` (the set of folded words, cheap); tokens with
+    offsets and the position indexes are built only for an item a rule may match.
+    (``cached_property`` writes the instance ``__dict__`` directly, so it works on a
+    frozen dataclass.)
+    """
 
     text: str
-    tokens: tuple[Token, ...]
-    index: Mapping[str, tuple[int, ...]]
-    cased_index: Mapping[str, tuple[int, ...]]
 
     @classmethod
     def of(cls, text: str) -> FieldText:
-        text = clean(text)
-        tokens = tuple(tokenize(text))
-        index: dict[str, list[int]] = {}
-        cased: dict[str, list[int]] = {}
-        for i, tok in enumerate(tokens):
-            index.setdefault(tok.key, []).append(i)
-            cased.setdefault(tok.cased, []).append(i)
-        return cls(
-            text,
-            tokens,
-            {k: tuple(v) for k, v in index.items()},
-            {k: tuple(v) for k, v in cased.items()},
-        )
+        return cls(clean(text))
+
+    @cached_property
+    def keys(self) -> frozenset[str]:
+        """Every distinct folded word of the field."""
+        forms = map(word_forms, set(words(self.text)))
+        return frozenset(key for key, cased in forms if cased)
+
+    @cached_property
+    def tokens(self) -> tuple[Token, ...]:
+        return tuple(tokenize(self.text))
+
+    @cached_property
+    def index(self) -> Mapping[str, tuple[int, ...]]:
+        """Folded key -> positions of its tokens."""
+        return _positions(t.key for t in self.tokens)
+
+    @cached_property
+    def cased_index(self) -> Mapping[str, tuple[int, ...]]:
+        """Folded but cased form -> positions of its tokens."""
+        return _positions(t.cased for t in self.tokens)
+
+
+def _positions(keys: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    index: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        index.setdefault(key, []).append(i)
+    return {k: tuple(v) for k, v in index.items()}
 
 
 @dataclass(frozen=True)
