@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ..text import Token, clean, tokenize, word_forms, words
+from ..text import Token, cased_sequence, clean, key_sequence, tokenize, word_keys
 from .query import ActorRef, And, Near, Node, Not, Or, Term
 
 __all__ = ["DEFAULT_FIELDS", "Document", "FieldText", "Span", "evaluate"]
@@ -47,30 +47,53 @@ class FieldText:
 
     @cached_property
     def keys(self) -> frozenset[str]:
-        """Every distinct folded word of the field."""
-        forms = map(word_forms, set(words(self.text)))
-        return frozenset(key for key, cased in forms if cased)
+        """Every distinct folded word of the field (what the prefilter scans)."""
+        return frozenset(word_keys(self.text))
+
+    @cached_property
+    def seq(self) -> tuple[str, ...]:
+        """The folded key of each word, in order (``tokens[i].key``)."""
+        return key_sequence(self.text)
+
+    @cached_property
+    def cased_seq(self) -> tuple[str, ...]:
+        """The cased form of each word, in order (``tokens[i].cased``)."""
+        return cased_sequence(self.text)
 
     @cached_property
     def tokens(self) -> tuple[Token, ...]:
+        """The words with their offsets: built only to report the words that fired."""
         return tuple(tokenize(self.text))
 
     @cached_property
-    def index(self) -> Mapping[str, tuple[int, ...]]:
-        """Folded key -> positions of its tokens."""
-        return _positions(t.key for t in self.tokens)
+    def _found(self) -> dict[tuple[str, bool], tuple[int, ...]]:
+        return {}
 
-    @cached_property
-    def cased_index(self) -> Mapping[str, tuple[int, ...]]:
-        """Folded but cased form -> positions of its tokens."""
-        return _positions(t.cased for t in self.tokens)
+    def positions(self, word: str, cased: bool = False) -> tuple[int, ...]:
+        """Positions of the words whose key (or, if ``cased``, cased form) is ``word``."""
+        found = self._found.get((word, cased))
+        if found is None:
+            found = ()
+            if (word.casefold() if cased else word) in self.keys:
+                found = _indexes(self.cased_seq if cased else self.seq, word)
+            self._found[word, cased] = found
+        return found
+
+    def prefixed(self, prefix: str) -> tuple[int, ...]:
+        """Positions of the words whose key begins with ``prefix``."""
+        if not any(k.startswith(prefix) for k in self.keys):
+            return ()
+        return tuple(i for i, k in enumerate(self.seq) if k.startswith(prefix))
 
 
-def _positions(keys: Iterable[str]) -> dict[str, tuple[int, ...]]:
-    index: dict[str, list[int]] = {}
-    for i, key in enumerate(keys):
-        index.setdefault(key, []).append(i)
-    return {k: tuple(v) for k, v in index.items()}
+def _indexes(seq: tuple[str, ...], word: str) -> tuple[int, ...]:
+    out, i = [], -1
+    try:
+        while True:
+            i = seq.index(word, i + 1)
+            out.append(i)
+    except ValueError:
+        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -94,26 +117,16 @@ def _term_spans(term: Term, doc: Document, actor_field: str | None) -> list[Span
         ft = doc.fields.get(name)
         if ft is None:
             continue
-        if term.prefix:
-            starts: Iterable[int] = (
-                i for i, tok in enumerate(ft.tokens) if tok.key.startswith(first)
-            )
-        else:
-            starts = (ft.cased_index if term.case_sensitive else ft.index).get(first, ())
+        starts = ft.prefixed(first) if term.prefix else ft.positions(first, term.case_sensitive)
         for i in starts:
-            if rest and not _follows(ft.tokens, i, rest, term.case_sensitive):
+            if rest and not _follows(ft.cased_seq if term.case_sensitive else ft.seq, i, rest):
                 continue
             spans.append(Span(name, i, i + len(term.words)))
     return spans
 
 
-def _follows(tokens: tuple[Token, ...], i: int, rest: tuple[str, ...], cased: bool) -> bool:
-    if i + len(rest) >= len(tokens):
-        return False
-    return all(
-        (tokens[i + 1 + j].cased if cased else tokens[i + 1 + j].key) == word
-        for j, word in enumerate(rest)
-    )
+def _follows(seq: tuple[str, ...], i: int, rest: tuple[str, ...]) -> bool:
+    return seq[i + 1 : i + 1 + len(rest)] == rest
 
 
 def _near(left: list[Span], right: list[Span], distance: int, ordered: bool) -> list[Span]:
