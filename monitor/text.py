@@ -32,6 +32,7 @@ __all__ = [
     "clean",
     "fold",
     "html_to_text",
+    "key_of",
     "key_sequence",
     "tokenize",
     "word_forms",
@@ -146,16 +147,29 @@ def clean(text: str) -> str:
     return text
 
 
+def _strip(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return unicodedata.normalize("NFKC", bare).translate(_ARABIC).translate(_APOSTROPHES)
+
+
+def _unpossessed(word: str) -> str:
+    while word.endswith(("'s", "'S")):
+        word = word[:-2]
+    return word
+
+
 def _fold_cased(word: str) -> str:
-    if word.isascii():  # letters, digits and "'": nothing to decompose, map or compose
-        folded = word
-    else:
-        decomposed = unicodedata.normalize("NFKD", word)
-        bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-        folded = unicodedata.normalize("NFKC", bare).translate(_ARABIC).translate(_APOSTROPHES)
-    if folded.endswith("'s") or folded.endswith("'S"):
-        folded = folded[:-2]
-    return folded
+    # ASCII letters, digits and "'" have nothing to decompose, map or compose.
+    return _unpossessed(word if word.isascii() else _strip(word))
+
+
+def key_of(cased: str) -> str:
+    """The key of a word from its cased form (``Token.cased`` -> ``Token.key``)."""
+    key = cased.casefold()
+    # Case folding can decompose again ("ǰ" -> "j" + caron): strip once more, so
+    # that a key folds to itself.
+    return key if key.isascii() else _unpossessed(_strip(key))
 
 
 @lru_cache(maxsize=1 << 16)
@@ -165,7 +179,7 @@ def word_forms(word: str) -> tuple[str, str]:
     Memoized: news text repeats its words, and this is the hot path of matching.
     """
     cased = _fold_cased(word)
-    return cased.casefold(), cased
+    return key_of(cased), cased
 
 
 @lru_cache(maxsize=1 << 17)
@@ -202,7 +216,7 @@ def cased_sequence(text: str) -> tuple[str, ...]:
 
 def fold(word: str) -> str:
     """The matching key of one word (see the module docstring)."""
-    return _fold_cased(clean(word)).casefold()
+    return key_of(_fold_cased(clean(word)))
 
 
 def tokenize(text: str) -> list[Token]:

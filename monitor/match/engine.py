@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ..text import Token, cased_sequence, clean, key_sequence, tokenize, word_keys
+from ..text import Token, cased_sequence, clean, key_of, key_sequence, tokenize, word_keys
 from .query import ActorRef, And, Near, Node, Not, Or, Term
 
 __all__ = ["DEFAULT_FIELDS", "Document", "FieldText", "Span", "evaluate"]
@@ -74,7 +74,7 @@ class FieldText:
         found = self._found.get((word, cased))
         if found is None:
             found = ()
-            if (word.casefold() if cased else word) in self.keys:
+            if (key_of(word) if cased else word) in self.keys:
                 found = _indexes(self.cased_seq if cased else self.seq, word)
             self._found[word, cased] = found
         return found

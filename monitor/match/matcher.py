@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import ahocorasick
 
+from ..text import key_of
 from .engine import Document
 from .query import ActorRef, And, Node, Not, Or, Term
 from .watchlist import (
@@ -44,10 +45,10 @@ class Literal:
 
 def _term_literals(term: Term) -> frozenset[Literal]:
     if term.prefix:
-        return frozenset({Literal(term.words[0].casefold(), prefix=True)})
+        return frozenset({Literal(key_of(term.words[0]), prefix=True)})
     # Every word of a phrase must be present; the longest is the likeliest to be rare.
     word = max(term.words, key=len)
-    return frozenset({Literal(word.casefold())})
+    return frozenset({Literal(key_of(word) if term.case_sensitive else word)})
 
 
 def _rarity(lits: frozenset[Literal]) -> tuple[int, int]:
