@@ -20,24 +20,30 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
-from itertools import chain
-from operator import itemgetter
+from itertools import accumulate, chain, islice
+from typing import TypeVar
 
 __all__ = [
     "Token",
+    "WordOffsets",
     "cased_sequence",
     "clean",
     "fold",
     "html_to_text",
+    "joined_keys",
     "key_of",
     "key_sequence",
     "tokenize",
     "word_forms",
     "word_keys",
 ]
+
+_T = TypeVar("_T")
 
 # Characters a reader does not see: soft hyphen, zero-width space/joiners, word
 # joiner, BOM, Arabic letter mark, bidi marks, embeddings, overrides and isolates.
@@ -182,36 +188,93 @@ def word_forms(word: str) -> tuple[str, str]:
     return key_of(cased), cased
 
 
-@lru_cache(maxsize=1 << 17)
-def _chunk(chunk: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _read_chunk(chunk: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The keys and the cased forms of the words of one chunk, in order."""
     forms = [word_forms(w) for w in _WORD_RE.findall(chunk.replace("_", " "))]
     return (tuple(key for key, cased in forms if cased),
             tuple(cased for _, cased in forms if cased))
 
 
-_KEYS = itemgetter(0)
-_CASED = itemgetter(1)
+_MEMO_SIZE = 1 << 17
+
+
+class _Memo(dict[str, _T]):
+    """chunk -> what ``read`` makes of it; emptied when full. A memo of a pure function:
+    it changes no result, only how often the chunk is read. A dict subclass with
+    ``__missing__`` answers a hit in C, about twice as fast as ``lru_cache``."""
+
+    def __init__(self, read: Callable[[str], _T]) -> None:
+        super().__init__()
+        self.read = read
+
+    def __missing__(self, chunk: str) -> _T:
+        if len(self) >= _MEMO_SIZE:
+            self.clear()
+        value = self[chunk] = self.read(chunk)
+        return value
+
+
+_KEYS: _Memo[tuple[str, ...]] = _Memo(lambda c: _read_chunk(c)[0])
+_CASED: _Memo[tuple[str, ...]] = _Memo(lambda c: _read_chunk(c)[1])
+_JOINED: _Memo[str] = _Memo(lambda c: " ".join(_read_chunk(c)[0]))
 
 
 # A word never spans white space, so the faster readers below split the text on it
 # (in C), read each chunk once, and let a memo answer the chunks news text repeats:
 # several times faster than ``tokenize``, and the same words (a property test checks).
 
+def joined_keys(text: str) -> str:
+    """The folded keys of the words of ``text`` (already ``clean``) separated by spaces
+    (sometimes two): what the prefilter scans."""
+    return " ".join(map(_JOINED.__getitem__, text.split()))
+
+
 def word_keys(text: str) -> set[str]:
     """The distinct folded keys of the words of ``text`` (already ``clean``):
     ``{t.key for t in tokenize(text)}``."""
-    return set().union(*map(_KEYS, map(_chunk, set(text.split()))))
+    return set(joined_keys(text).split())
 
 
 def key_sequence(text: str) -> tuple[str, ...]:
     """The folded keys of the words of ``text`` in order: ``tokenize``'s ``key``s."""
-    return tuple(chain.from_iterable(map(_KEYS, map(_chunk, text.split()))))
+    return tuple(chain.from_iterable(map(_KEYS.__getitem__, text.split())))
 
 
 def cased_sequence(text: str) -> tuple[str, ...]:
     """The cased forms of the words of ``text`` in order: ``tokenize``'s ``cased``."""
-    return tuple(chain.from_iterable(map(_CASED, map(_chunk, text.split()))))
+    return tuple(chain.from_iterable(map(_CASED.__getitem__, text.split())))
+
+
+def _read_spans(chunk: str) -> tuple[tuple[int, int], ...]:
+    return tuple((m.start(), m.end()) for m in _WORD_RE.finditer(chunk.replace("_", " "))
+                 if word_forms(m.group())[1])
+
+
+_SPANS: _Memo[tuple[tuple[int, int], ...]] = _Memo(_read_spans)
+_CHUNK_RE = re.compile(r"\S+")  # the chunks of str.split(): the same white space
+
+
+class WordOffsets:
+    """The (start, end) offsets of the i-th word of ``text`` (``tokenize``'s offsets),
+    found without reading the words before it: matching needs the offsets of the few
+    words that fired, not of every word."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._chunks = text.split()
+        self._ends = list(accumulate(map(len, map(_KEYS.__getitem__, self._chunks))))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __getitem__(self, i: int) -> tuple[int, int]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = bisect_right(self._ends, i)
+        j = i - (self._ends[k - 1] if k else 0)
+        chunk = next(islice(_CHUNK_RE.finditer(self.text), k, None))
+        start, end = _SPANS[self._chunks[k]][j]
+        return chunk.start() + start, chunk.start() + end
 
 
 def fold(word: str) -> str:

@@ -13,6 +13,7 @@ from monitor.match import Document, Matcher, WatchlistSpec, compile_watchlist
 from monitor.match.engine import evaluate
 from monitor.match.query import Node, parse
 from monitor.text import (
+    WordOffsets,
     cased_sequence,
     clean,
     fold,
@@ -67,6 +68,8 @@ def test_the_fast_readers_find_the_same_words_as_tokenize(text: str) -> None:
     assert key_sequence(cleaned) == tuple(t.key for t in tokens)
     assert cased_sequence(cleaned) == tuple(t.cased for t in tokens)
     assert word_keys(cleaned) == {t.key for t in tokens}
+    offsets = WordOffsets(cleaned)
+    assert [offsets[i] for i in range(len(offsets))] == [(t.start, t.end) for t in tokens]
 
 
 @given(ANY_TEXT)

@@ -11,7 +11,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ..text import Token, cased_sequence, clean, key_of, key_sequence, tokenize, word_keys
+from ..text import (
+    Token,
+    WordOffsets,
+    cased_sequence,
+    clean,
+    joined_keys,
+    key_of,
+    key_sequence,
+    tokenize,
+)
 from .query import ActorRef, And, Near, Node, Not, Or, Term
 
 __all__ = ["DEFAULT_FIELDS", "Document", "FieldText", "Span", "evaluate"]
@@ -46,9 +55,14 @@ class FieldText:
         return cls(clean(text))
 
     @cached_property
+    def scan(self) -> str:
+        """The folded words, space-separated: what the prefilter scans."""
+        return joined_keys(self.text)
+
+    @cached_property
     def keys(self) -> frozenset[str]:
-        """Every distinct folded word of the field (what the prefilter scans)."""
-        return frozenset(word_keys(self.text))
+        """Every distinct folded word of the field."""
+        return frozenset(self.scan.split())
 
     @cached_property
     def seq(self) -> tuple[str, ...]:
@@ -61,8 +75,14 @@ class FieldText:
         return cased_sequence(self.text)
 
     @cached_property
+    def offsets(self) -> WordOffsets:
+        """``offsets[i]``: the (start, end) of word i, to report the words that fired."""
+        return WordOffsets(self.text)
+
+    @property
     def tokens(self) -> tuple[Token, ...]:
-        """The words with their offsets: built only to report the words that fired."""
+        """Every word with its offsets and folded forms (for tools; matching does
+        without)."""
         return tuple(tokenize(self.text))
 
     @cached_property

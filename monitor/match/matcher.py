@@ -115,8 +115,8 @@ class Matcher:
         found = set(self.always)
         if self.automaton is None or not doc.fields:
             return found
-        keys = frozenset().union(*(ft.keys for ft in doc.fields.values()))
-        for _end, ids in self.automaton.iter(" " + " ".join(keys) + " "):
+        scan = " ".join(ft.scan for ft in doc.fields.values())
+        for _end, ids in self.automaton.iter(f" {scan} "):
             found.update(ids)
         return found
 

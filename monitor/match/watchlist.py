@@ -127,7 +127,7 @@ def _term_hits(doc: Document, spans: list[Span]) -> tuple[TermHit, ...]:
     out: dict[TermHit, None] = {}
     for s in spans:
         ft = doc.fields[s.field]
-        start, end = ft.tokens[s.start].start, ft.tokens[s.end - 1].end
+        start, end = ft.offsets[s.start][0], ft.offsets[s.end - 1][1]
         out[TermHit(s.field, start, end, ft.text[start:end])] = None
     return tuple(sorted(out, key=lambda t: (t.field, t.start)))
 
