@@ -11,17 +11,27 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import __version__
 from .alerts import channel_problems, load_channel, send_test
-from .config import Config, default_config_path, load_config
+from .backtest import backtest
+from .config import Config, default_config_path, load_config, load_watchlists, parse_duration
 from .daemon import build, run_forever, run_once
 from .errors import ConfigError, MonitorError
-from .match import Document, compile_errors, compile_watchlist, snippet
+from .match import (
+    Document,
+    Watchlist,
+    WatchlistMatch,
+    compile_errors,
+    compile_watchlist,
+    snippet,
+)
+from .match.explain import closest_miss
 from .match.watchlist import WatchlistSpec
+from .poll import stored_document
 from .store import FeedRow, create, migrate
 from .text import html_to_text
 
@@ -86,12 +96,35 @@ def _parser() -> argparse.ArgumentParser:
     wlt = wl_sub.add_parser(
         "test", help="try a rule (or a watchlist) on text from stdin",
         description="Match a rule, or a configured watchlist by name, against the text "
-        "read from standard input, and show which rules fired and on which words. Rules "
-        "may use the actors of the watchlist given with --watchlist.")
+        "read from standard input (or stored items: --item, --since), and show which "
+        "rules fired and on which words, or the closest miss: the rule that came nearest "
+        "and the operands that failed. Rules may use the actors of the watchlist given "
+        "with --watchlist.")
     wlt.add_argument("rule", help="a rule, e.g. 'Tripoli AND NOT Lebanon', or a watchlist name")
     wlt.add_argument("--watchlist", metavar="NAME",
                      help="watchlist whose actors the rule may refer to (@slug)")
+    src = wlt.add_mutually_exclusive_group()
+    src.add_argument("--item", metavar="ID", type=int, action="append",
+                     help="match this stored item instead of stdin, and say why not "
+                     "(repeatable)")
+    src.add_argument("--since", metavar="DURATION", type=_duration,
+                     help="match the items fetched in the last DURATION (e.g. 7d)")
     wlt.set_defaults(func=_cmd_watchlists_test)
+
+    bt = sub.add_parser(
+        "backtest", help="what a watchlist would have matched in the stored items",
+        description="Match a watchlist against the items stored in the last DURATION and "
+        "report what it would have alerted on, with the number of items per rule. With "
+        "--file, use the watchlists of another file (an edit not yet saved in place).")
+    bt.add_argument("watchlist", help="the watchlist's name")
+    bt.add_argument("--since", metavar="DURATION", type=_duration, default=timedelta(days=7),
+                    help="how far back to look (default 7d)")
+    bt.add_argument("--file", metavar="WATCHLISTS", type=Path,
+                    help="a watchlists YAML file to take the watchlist from")
+    bt.add_argument("--limit", metavar="N", type=int, default=50,
+                    help="items to list (default 50)")
+    bt.add_argument("--json", action="store_true", help="print JSON for scripts")
+    bt.set_defaults(func=_cmd_backtest)
 
     ta = sub.add_parser("test-alert", help="send a test alert through one channel",
                         description="Send a short test message through the named channel "
@@ -258,16 +291,134 @@ def _cmd_watchlists_test(config: Config, args: argparse.Namespace) -> int:
         if errors:
             print(f"error: {errors[0]}", file=sys.stderr)
             return 1
+    watchlist = compile_watchlist(spec)
+    if args.item or args.since:
+        return _test_stored(config, watchlist, args)
     doc = Document.of(content=html_to_text(sys.stdin.read()))
-    match = compile_watchlist(spec).match(doc)
+    match = watchlist.match(doc)
     if match is None:
         print("no match")
+        _print_miss(watchlist, doc)
         return 1
-    for r in match.rules:
-        terms = ", ".join(f"{t.text!r}@{t.start}" for t in r.terms)
-        print(f"match: [{r.index}] {r.rule}\n  terms: {terms}")
-    print(f"  snippet: {snippet(doc, match.terms).render('[', ']')}")
+    _print_match(doc, match)
     return 0
+
+
+def _print_match(doc: Document, match: WatchlistMatch, indent: str = "") -> None:
+    for r in match.rules:
+        terms = ", ".join(f"{t.text!r}@{t.field}:{t.start}" if t.field != "content"
+                          else f"{t.text!r}@{t.start}" for t in r.terms)
+        print(f"{indent}match: [{r.index}] {r.rule}\n{indent}  terms: {terms}")
+    print(f"{indent}  snippet: {snippet(doc, match.terms).render('[', ']')}")
+
+
+def _print_miss(watchlist: Watchlist, doc: Document, indent: str = "") -> None:
+    miss = closest_miss(watchlist, doc)
+    if miss is None:
+        return
+    print(f"{indent}closest miss: [{miss.rule.index}] {miss.rule.text}")
+    for m in miss.misses:
+        print(f"{indent}  failed: {m}")
+
+
+def _test_stored(config: Config, watchlist: Watchlist, args: argparse.Namespace) -> int:
+    store = build(config).store
+    if args.item:
+        found = {i.id: i for i in store.items(ids=args.item)}
+        missing = [str(i) for i in args.item if i not in found]
+        if missing:
+            print(f"error: no stored item with id {', '.join(missing)}", file=sys.stderr)
+            return 1
+        hit = False
+        for item_id in args.item:
+            item = found[item_id]
+            doc = stored_document(item)
+            match = watchlist.match(doc)
+            print(f"item {item.id}: {item.title}")
+            if match is None:
+                print("  no match")
+                _print_miss(watchlist, doc, "  ")
+            else:
+                hit = True
+                _print_match(doc, match, "  ")
+        return 0 if hit else 1
+    since = datetime.now(UTC) - args.since
+    report = backtest(watchlist, store.items(since=since),
+                      _progress(store.count_items(since), "matching"))
+    for h in report.hits:
+        rules = ", ".join(f"[{r.index}]" for r in h.match.rules)
+        print(f"item {h.item.id}: {rules} {h.item.title}")
+    print(f"{len(report.hits)} of {report.scanned} items fetched since "
+          f"{since:%Y-%m-%d %H:%M} UTC match")
+    return 0 if report.hits else 1
+
+
+def _progress(total: int, what: str) -> Callable[[int], None] | None:
+    """A progress bar on stderr, only when it is a terminal and the run is long."""
+    if total < 1000 or not sys.stderr.isatty():
+        return None
+    step = max(1, total // 200)
+
+    def show(done: int) -> None:
+        if done % step and done != total:
+            return
+        filled = 30 * done // total
+        sys.stderr.write(f"\r{what} [{'#' * filled}{' ' * (30 - filled)}] {done:,}/{total:,}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
+def _cmd_backtest(config: Config, args: argparse.Namespace) -> int:
+    specs = load_watchlists(args.file) if args.file else config.watchlists
+    by_name = {w.name: w for w in specs}
+    if args.watchlist not in by_name:
+        print(f"error: no watchlist named {args.watchlist!r} (watchlists: "
+              f"{', '.join(by_name) or 'none'})", file=sys.stderr)
+        return 1
+    watchlist = compile_watchlist(by_name[args.watchlist])
+    store = build(config).store
+    since = datetime.now(UTC) - args.since
+    total = store.count_items(since)
+    report = backtest(watchlist, store.items(since=since),
+                      None if args.json else _progress(total, f"backtest {watchlist.name}"))
+    if args.json:
+        print(json.dumps({
+            "watchlist": report.watchlist, "since": since.isoformat(),
+            "items_scanned": report.scanned, "items_matched": len(report.hits),
+            "rules": [{"index": r.index, "rule": r.rule, "items": r.items}
+                      for r in report.rules],
+            "matches": [{
+                "item_id": h.item.id, "title": h.item.title, "link": h.item.link,
+                "feed": h.item.feed_url, "published_at": _iso(h.item.published_at),
+                "fetched_at": _iso(h.item.fetched_at),
+                "rules": [r.index for r in h.match.rules],
+                "terms": sorted({t.text for t in h.match.terms}),
+            } for h in report.hits],
+        }, indent=2, ensure_ascii=False))
+        return 0
+    channels = [c.name for c in config.channels if watchlist.name in c.watchlists]
+    print(f"backtest {watchlist.name}: {len(report.hits)} of {report.scanned} items fetched "
+          f"since {since:%Y-%m-%d %H:%M} UTC would have matched"
+          + (f" (alerting {', '.join(channels)})" if channels else " (no channel receives it)"))
+    table: list[tuple[str, ...]] = [("RULE", "ITEMS", "")]
+    table += [(f"[{r.index}]", str(r.items), r.rule) for r in report.rules]
+    _print_table(table)
+    for h in report.hits[: args.limit]:
+        rules = ",".join(str(r.index) for r in h.match.rules)
+        terms = ", ".join(sorted({t.text for t in h.match.terms}))
+        print(f"  item {h.item.id} [{rules}] {h.item.title[:80]}  ({terms})")
+    if len(report.hits) > args.limit:
+        print(f"  … and {len(report.hits) - args.limit} more (--limit, or --json for all)")
+    return 0
+
+
+def _duration(value: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _cmd_test_alert(config: Config, args: argparse.Namespace) -> int:

@@ -17,9 +17,9 @@ from .errors import FeedError
 from .fetch import Fetcher, FetchResult
 from .match import Document, Matcher, Watchlist, WatchlistMatch, snippet
 from .parse import Entry, parse_feed
-from .store import FeedRow, FetchState, NewItem, NewMatch, PollCounts, Store
+from .store import FeedRow, FetchState, NewItem, NewMatch, PollCounts, Store, StoredItem
 
-__all__ = ["PollReport", "Poller", "document", "match_entry"]
+__all__ = ["PollReport", "Poller", "document", "match_entry", "stored_document"]
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,15 @@ class PollReport:
 
 
 def document(entry: Entry, feed_title: str | None, link: str | None = None) -> Document:
+    """What the watchlists see of a new entry."""
     return Document.of(title=entry.title, summary=entry.summary, content=entry.content,
                        author=entry.author, feed=feed_title, url=link or entry.link)
+
+
+def stored_document(item: StoredItem) -> Document:
+    """What the watchlists saw of a stored item: the same fields as ``document``."""
+    return Document.of(title=item.title, summary=item.summary, content=item.content,
+                       author=item.author, feed=item.feed_title, url=item.link)
 
 
 def match_entry(entry: Entry, feed_title: str | None, matcher: Matcher,

@@ -1,7 +1,16 @@
 """Storage: SQLAlchemy models, Alembic migrations and the Store. SQLite by default."""
 
 from .db import create, migrate, schema_status
-from .repo import FeedRow, FetchState, NewItem, NewMatch, PendingAlert, PollCounts, Store
+from .repo import (
+    FeedRow,
+    FetchState,
+    NewItem,
+    NewMatch,
+    PendingAlert,
+    PollCounts,
+    Store,
+    StoredItem,
+)
 
 __all__ = [
     "FeedRow",
@@ -11,6 +20,7 @@ __all__ = [
     "PendingAlert",
     "PollCounts",
     "Store",
+    "StoredItem",
     "create",
     "migrate",
     "schema_status",
