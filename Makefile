@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/monitor.toml
 
-.PHONY: run test lint check clean
+.PHONY: run test lint check clean bench-match
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,16 @@ run: $(VENV)/.installed
 ## test: fresh machine -> the whole suite, then ruff and strict mypy
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
-	$(BIN)/ruff check monitor tests
+	$(BIN)/ruff check monitor tests bench
 	$(BIN)/mypy
+
+## bench-match: items/s of the matcher at 10, 1,000 and 10,000 rules (docs/performance.md)
+bench-match: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.matcher
 
 ## lint: ruff and strict mypy on the package
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check monitor tests
+	$(BIN)/ruff check monitor tests bench
 	$(BIN)/mypy
 
 clean:

@@ -156,7 +156,9 @@ def clean(text: str) -> str:
 def _strip(word: str) -> str:
     decomposed = unicodedata.normalize("NFKD", word)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return unicodedata.normalize("NFKC", bare).translate(_ARABIC).translate(_APOSTROPHES)
+    folded = unicodedata.normalize("NFKC", bare).translate(_ARABIC).translate(_APOSTROPHES)
+    # A few ligatures expand to several words ("ﷺ"); a word's key holds no space.
+    return "".join(folded.split()) if " " in folded else folded
 
 
 def _unpossessed(word: str) -> str:
@@ -224,9 +226,9 @@ _JOINED: _Memo[str] = _Memo(lambda c: " ".join(_read_chunk(c)[0]))
 # several times faster than ``tokenize``, and the same words (a property test checks).
 
 def joined_keys(text: str) -> str:
-    """The folded keys of the words of ``text`` (already ``clean``) separated by spaces
-    (sometimes two): what the prefilter scans."""
-    return " ".join(map(_JOINED.__getitem__, text.split()))
+    """The folded keys of the words of ``text`` (already ``clean``), in order, separated
+    by single spaces: what the prefilter scans and the matcher searches."""
+    return " ".join(filter(None, map(_JOINED.__getitem__, text.split())))
 
 
 def word_keys(text: str) -> set[str]:

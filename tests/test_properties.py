@@ -18,6 +18,7 @@ from monitor.text import (
     clean,
     fold,
     html_to_text,
+    joined_keys,
     key_sequence,
     tokenize,
     word_keys,
@@ -29,7 +30,7 @@ ALPHABET = st.sampled_from(
     [*"abcLNA sS'’ʼ-_.,<>&;/\"", "é", "\u0301", "ß", "İ", "ǰ", "ﬁ", "Ｌ", "\u00ad",
      "\u200b", "\u202e", "ط", "ر", "ا", "أ", "ة", "ى", "ـ",
      "\u064e", "١", "²", "<b>", "</b>", "<p>", "&amp;",
-     "&lt;", "&#x27;", "\n", "\t", "\u00a0", "ǅ", "ﷲ"],
+     "&lt;", "&#x27;", "\n", "\t", "\u00a0", "ǅ", "ﷲ", "ﷺ"],
 )
 TEXT = st.lists(ALPHABET, max_size=40).map("".join)
 ANY_TEXT = st.one_of(TEXT, st.text(max_size=60))
@@ -68,6 +69,7 @@ def test_the_fast_readers_find_the_same_words_as_tokenize(text: str) -> None:
     assert key_sequence(cleaned) == tuple(t.key for t in tokens)
     assert cased_sequence(cleaned) == tuple(t.cased for t in tokens)
     assert word_keys(cleaned) == {t.key for t in tokens}
+    assert joined_keys(cleaned) == " ".join(t.key for t in tokens)
     offsets = WordOffsets(cleaned)
     assert [offsets[i] for i in range(len(offsets))] == [(t.start, t.end) for t in tokens]
 
@@ -89,8 +91,8 @@ def test_the_parser_raises_only_query_errors(rule: str) -> None:
 
 # ---------------------------------------------------------------- rules
 
-WORDS = st.sampled_from(["Tripoli", "Libya", "LNA", "Berlin", "conference", "café", "O'Brien",
-                         "طرابلس", "Haftar’s", "oil", "port"])
+WORDS = st.sampled_from(["a", "b", "Tripoli", "Libya", "LNA", "Berlin", "conference", "café",
+                         "O'Brien", "طرابلس", "Haftar’s", "oil", "port"])
 
 
 @st.composite
@@ -171,3 +173,28 @@ def _parses(rule: str) -> bool:
     except QueryError:
         return False
     return True
+
+
+@given(ANY_TEXT, st.lists(WORDS, min_size=1, max_size=2), st.booleans())
+@example("a b a b a", ["a", "b"], False)
+def test_positions_found_in_the_scan_are_those_of_the_tokens(
+    text: str, words: list[str], prefix: bool
+) -> None:
+    text = f"{text} {' '.join(words)} {text}"
+    keys = tuple(fold(w) for w in words)
+    assume(all(keys))
+    ft = Document.of(title=text).fields["title"]
+    tokens = ft.tokens
+    n = len(keys)
+
+    def at(i: int) -> bool:
+        seq = [t.key for t in tokens[i : i + n]]
+        if prefix:
+            return seq[:-1] == list(keys[:-1]) and len(seq) == n and seq[-1].startswith(keys[-1])
+        return seq == list(keys)
+
+    assert ft.positions(keys, prefix=prefix) == tuple(i for i in range(len(tokens)) if at(i))
+    cased = tuple(t.cased for t in tokenize(clean(" ".join(words))))
+    assert ft.positions(cased, cased=True) == tuple(
+        i for i in range(len(tokens)) if tuple(t.cased for t in tokens[i : i + len(cased)])
+        == cased)

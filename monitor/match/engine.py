@@ -18,7 +18,6 @@ from ..text import (
     clean,
     joined_keys,
     key_of,
-    key_sequence,
     tokenize,
 )
 from .query import ActorRef, And, Near, Node, Not, Or, Term
@@ -40,12 +39,14 @@ class Span:
 
 @dataclass(frozen=True)
 class FieldText:
-    """One field's cleaned text; its tokens and indexes are computed on first use.
+    """One field's cleaned text, read on demand.
 
-    A prefilter asks only for ``keys`` (the set of folded words, cheap); tokens with
-    offsets and the position indexes are built only for an item a rule may match.
-    (``cached_property`` writes the instance ``__dict__`` directly, so it works on a
-    frozen dataclass.)
+    ``scan`` is the field's folded words joined by single spaces: the prefilter scans
+    it, and a word or phrase is found in it as the substring ``" w1 w2 "``; the number
+    of spaces before it is its word position. So most items are matched without ever
+    building a list of their words. Offsets into ``text`` are found only for the words
+    that fired. (``cached_property`` writes the instance ``__dict__`` directly, so it
+    works on a frozen dataclass.)
     """
 
     text: str
@@ -56,18 +57,12 @@ class FieldText:
 
     @cached_property
     def scan(self) -> str:
-        """The folded words, space-separated: what the prefilter scans."""
+        """The folded words, separated by single spaces."""
         return joined_keys(self.text)
 
     @cached_property
-    def keys(self) -> frozenset[str]:
-        """Every distinct folded word of the field."""
-        return frozenset(self.scan.split())
-
-    @cached_property
-    def seq(self) -> tuple[str, ...]:
-        """The folded key of each word, in order (``tokens[i].key``)."""
-        return key_sequence(self.text)
+    def _padded(self) -> str:
+        return f" {self.scan} "
 
     @cached_property
     def cased_seq(self) -> tuple[str, ...]:
@@ -86,34 +81,42 @@ class FieldText:
         return tuple(tokenize(self.text))
 
     @cached_property
-    def _found(self) -> dict[tuple[str, bool], tuple[int, ...]]:
+    def _found(self) -> dict[tuple[tuple[str, ...], bool, bool], tuple[int, ...]]:
         return {}
 
-    def positions(self, word: str, cased: bool = False) -> tuple[int, ...]:
-        """Positions of the words whose key (or, if ``cased``, cased form) is ``word``."""
-        found = self._found.get((word, cased))
+    def positions(self, words: tuple[str, ...], cased: bool = False,
+                  prefix: bool = False) -> tuple[int, ...]:
+        """Word positions where ``words`` occur in a row: keys, or the cased forms if
+        ``cased``; with ``prefix``, the last word need only begin a word."""
+        found = self._found.get((words, cased, prefix))
         if found is None:
-            found = ()
-            if (key_of(word) if cased else word) in self.keys:
-                found = _indexes(self.cased_seq if cased else self.seq, word)
-            self._found[word, cased] = found
+            if cased:
+                found = _cased_positions(self, words)
+            else:
+                found = _substring_positions(self._padded, " " + " ".join(words)
+                                             + ("" if prefix else " "))
+            self._found[words, cased, prefix] = found
         return found
 
-    def prefixed(self, prefix: str) -> tuple[int, ...]:
-        """Positions of the words whose key begins with ``prefix``."""
-        if not any(k.startswith(prefix) for k in self.keys):
-            return ()
-        return tuple(i for i, k in enumerate(self.seq) if k.startswith(prefix))
+
+def _substring_positions(padded: str, needle: str) -> tuple[int, ...]:
+    """Word positions of ``needle`` (which starts with a space) in ``padded``."""
+    out = []
+    at = padded.find(needle)
+    counted, spaces = 0, 0
+    while at >= 0:
+        spaces += padded.count(" ", counted, at)
+        counted = at
+        out.append(spaces)
+        at = padded.find(needle, at + len(needle) - 1)
+    return tuple(out)
 
 
-def _indexes(seq: tuple[str, ...], word: str) -> tuple[int, ...]:
-    out, i = [], -1
-    try:
-        while True:
-            i = seq.index(word, i + 1)
-            out.append(i)
-    except ValueError:
-        return tuple(out)
+def _cased_positions(ft: FieldText, words: tuple[str, ...]) -> tuple[int, ...]:
+    if f" {' '.join(key_of(w) for w in words)} " not in ft._padded:
+        return ()
+    seq, n = ft.cased_seq, len(words)
+    return tuple(i for i in range(len(seq) - n + 1) if seq[i : i + n] == words)
 
 
 @dataclass(frozen=True)
@@ -132,21 +135,14 @@ def _term_spans(term: Term, doc: Document, actor_field: str | None) -> list[Span
     scope = term.field or actor_field
     names: Iterable[str] = (scope,) if scope else DEFAULT_FIELDS
     spans: list[Span] = []
-    first, rest = term.words[0], term.words[1:]
     for name in names:
         ft = doc.fields.get(name)
         if ft is None:
             continue
-        starts = ft.prefixed(first) if term.prefix else ft.positions(first, term.case_sensitive)
-        for i in starts:
-            if rest and not _follows(ft.cased_seq if term.case_sensitive else ft.seq, i, rest):
-                continue
-            spans.append(Span(name, i, i + len(term.words)))
+        n = len(term.words)
+        spans.extend(Span(name, i, i + n)
+                     for i in ft.positions(term.words, term.case_sensitive, term.prefix))
     return spans
-
-
-def _follows(seq: tuple[str, ...], i: int, rest: tuple[str, ...]) -> bool:
-    return seq[i + 1 : i + 1 + len(rest)] == rest
 
 
 def _near(left: list[Span], right: list[Span], distance: int, ordered: bool) -> list[Span]:
