@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
-from itertools import accumulate, chain, islice
+from itertools import accumulate, chain
 from typing import TypeVar
 
 __all__ = [
@@ -253,30 +253,34 @@ def _read_spans(chunk: str) -> tuple[tuple[int, int], ...]:
 
 
 _SPANS: _Memo[tuple[tuple[int, int], ...]] = _Memo(_read_spans)
-_CHUNK_RE = re.compile(r"\S+")  # the chunks of str.split(): the same white space
+_SPACE_RE = re.compile(r"(\s+)")  # the white space of str.split(), kept
 
 
 class WordOffsets:
     """The (start, end) offsets of the i-th word of ``text`` (``tokenize``'s offsets),
-    found without reading the words before it: matching needs the offsets of the few
+    found without reading the words one by one: matching needs the offsets of the few
     words that fired, not of every word."""
 
     def __init__(self, text: str) -> None:
-        self.text = text
         self._chunks = text.split()
-        self._ends = list(accumulate(map(len, map(_KEYS.__getitem__, self._chunks))))
+        self._words = list(accumulate(map(len, map(_KEYS.__getitem__, self._chunks))))
+        # Chunks and the white space between them, alternately; only the first and the
+        # last piece can be empty (the text starts or ends with white space).
+        pieces = _SPACE_RE.split(text)
+        self._skip = 2 if pieces and pieces[0] == "" else 0
+        self._starts = [0, *accumulate(map(len, pieces))]
 
     def __len__(self) -> int:
-        return self._ends[-1] if self._ends else 0
+        return self._words[-1] if self._words else 0
 
     def __getitem__(self, i: int) -> tuple[int, int]:
         if not 0 <= i < len(self):
             raise IndexError(i)
-        k = bisect_right(self._ends, i)
-        j = i - (self._ends[k - 1] if k else 0)
-        chunk = next(islice(_CHUNK_RE.finditer(self.text), k, None))
+        k = bisect_right(self._words, i)
+        j = i - (self._words[k - 1] if k else 0)
+        chunk_start = self._starts[2 * k + self._skip]
         start, end = _SPANS[self._chunks[k]][j]
-        return chunk.start() + start, chunk.start() + end
+        return chunk_start + start, chunk_start + end
 
 
 def fold(word: str) -> str:
