@@ -33,6 +33,7 @@ __all__ = [
     "WordOffsets",
     "cased_sequence",
     "clean",
+    "clitic_forms",
     "fold",
     "html_to_text",
     "joined_keys",
@@ -281,6 +282,32 @@ class WordOffsets:
         chunk_start = self._starts[2 * k + self._skip]
         start, end = _SPANS[self._chunks[k]][j]
         return chunk_start + start, chunk_start + end
+
+
+# Arabic writes conjunctions and prepositions joined to the next word: و (and), ف (so),
+# ب (in, with), ل (for), ك (like), and pairs of them. The article ال joins too, and ل
+# before it drops its alef (ل + الجيش = للجيش).
+_PROCLITICS = ("و", "ف", "ب", "ل", "ك", "وب", "ول", "فب", "فل", "وك", "فك")
+_BEFORE_ARTICLE = ("و", "ف", "ب", "ك", "وب", "فب", "وك", "فك")
+_BEFORE_ARTICLE_LAM = ("ل", "ول", "فل")
+
+
+@lru_cache(maxsize=1 << 12)
+def clitic_forms(key: str) -> tuple[str, ...]:
+    """The other forms an Arabic word's key takes with a joined conjunction or
+    preposition (``طرابلس``: ``وطرابلس``, ``بطرابلس``, …); none for other scripts.
+
+    Words of fewer than three letters take only و, which is safe: ``لد`` must not
+    match ``بلد``.
+    """
+    if not key or not "\u0621" <= key[0] <= "\u064a":
+        return ()
+    if key.startswith("\u0627\u0644") and len(key) > 3:  # ال + a word
+        return (*(p + key for p in _BEFORE_ARTICLE),
+                *(p + key[1:] for p in _BEFORE_ARTICLE_LAM))
+    if len(key) < 3:
+        return ("و" + key,)
+    return tuple(p + key for p in _PROCLITICS)
 
 
 def fold(word: str) -> str:

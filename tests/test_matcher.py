@@ -28,7 +28,8 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "watchlists.yaml"
 VOCAB = ["Tripoli", "Libya", "Libyan", "Haftar", "Hifter's", "LNA", "lna", "Berlin",
          "conference", "Lebanon", "Sarraj", "oil", "port", "Misrata", "Sirte", "ceasefire",
          "talks", "Cairo", "Ankara", "drone", "طرابلس", "ليبيا", "حفتر", "café", "CAFE",
-         "O'Brien", "Benghazi", "airport", "the", "a", "in", "of", "Trip"]
+         "O'Brien", "Benghazi", "airport", "the", "a", "in", "of", "Trip", "بطرابلس",
+         "والجيش", "الجيش", "لليبيا", "وليبيا"]
 
 
 def random_rule(rng: random.Random, depth: int = 0) -> str:

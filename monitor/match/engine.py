@@ -16,6 +16,7 @@ from ..text import (
     WordOffsets,
     cased_sequence,
     clean,
+    clitic_forms,
     joined_keys,
     key_of,
     tokenize,
@@ -90,13 +91,21 @@ class FieldText:
         ``cased``; with ``prefix``, the last word need only begin a word."""
         found = self._found.get((words, cased, prefix))
         if found is None:
-            if cased:
-                found = _cased_positions(self, words)
-            else:
-                found = _substring_positions(self._padded, " " + " ".join(words)
-                                             + ("" if prefix else " "))
+            found = self._positions(words, cased, prefix)
+            forms = clitic_forms(words[0])
+            if forms:  # an Arabic first word, perhaps with a joined و, ب, ال …
+                found = tuple(sorted({*found, *(
+                    i for form in forms
+                    for i in self._positions((form, *words[1:]), cased, prefix))}))
             self._found[words, cased, prefix] = found
         return found
+
+    def _positions(self, words: tuple[str, ...], cased: bool,
+                   prefix: bool) -> tuple[int, ...]:
+        if cased:
+            return _cased_positions(self, words)
+        return _substring_positions(self._padded, " " + " ".join(words)
+                                    + ("" if prefix else " "))
 
 
 def _substring_positions(padded: str, needle: str) -> tuple[int, ...]:
@@ -108,7 +117,7 @@ def _substring_positions(padded: str, needle: str) -> tuple[int, ...]:
         spaces += padded.count(" ", counted, at)
         counted = at
         out.append(spaces)
-        at = padded.find(needle, at + len(needle) - 1)
+        at = padded.find(needle, at + 1)  # phrases may overlap: "a a" in "a a a"
     return tuple(out)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import ahocorasick
 
-from ..text import key_of
+from ..text import clitic_forms, key_of
 from .engine import Document
 from .query import ActorRef, And, Node, Not, Or, Term
 from .watchlist import (
@@ -44,10 +44,15 @@ class Literal:
 
 
 def _term_literals(term: Term) -> frozenset[Literal]:
+    first = key_of(term.words[0])
+    # An Arabic first word may carry a joined conjunction or preposition.
+    firsts = {Literal(f, term.prefix) for f in (first, *clitic_forms(first))}
     if term.prefix:
-        return frozenset({Literal(key_of(term.words[0]), prefix=True)})
+        return frozenset(firsts)
     # Every word of a phrase must be present; the longest is the likeliest to be rare.
     word = max(term.words, key=len)
+    if word == term.words[0]:
+        return frozenset(firsts)
     return frozenset({Literal(key_of(word) if term.case_sensitive else word)})
 
 
