@@ -37,22 +37,41 @@ class BacktestReport:
     hits: tuple[BacktestHit, ...]
     rules: tuple[RuleCount, ...]
     """Per rule, in order: how many items it fired on (an item may fire several)."""
+    gained: tuple[BacktestHit, ...] = ()
+    """With a baseline: the hits the baseline did not have."""
+    lost: tuple[StoredItem, ...] = ()
+    """With a baseline: the items the baseline matched and this watchlist does not."""
 
 
 def backtest(watchlist: Watchlist, items: Iterable[StoredItem],
-             progress: Callable[[int], None] | None = None) -> BacktestReport:
-    """Match every item against ``watchlist``; ``progress(n)`` after each item."""
+             progress: Callable[[int], None] | None = None,
+             baseline: Watchlist | None = None) -> BacktestReport:
+    """Match every item against ``watchlist``, and against ``baseline`` (the version in
+    force) if given, to report what an edit gains and loses; ``progress(n)`` after each
+    item."""
     matcher = Matcher.of([watchlist])
+    before = Matcher.of([baseline]) if baseline is not None else None
     counts = [0] * len(watchlist.rules)
-    hits = []
+    hits: list[BacktestHit] = []
+    gained: list[BacktestHit] = []
+    lost: list[StoredItem] = []
     scanned = 0
     for item in items:
         scanned += 1
-        for m in matcher.match(stored_document(item)):
-            hits.append(BacktestHit(item, m))
-            for r in m.rules:
+        doc = stored_document(item)
+        now = [BacktestHit(item, m) for m in matcher.match(doc)]
+        hits += now
+        for h in now:
+            for r in h.match.rules:
                 counts[r.index] += 1
+        if before is not None:
+            then = bool(before.match(doc))
+            if now and not then:
+                gained += now
+            elif then and not now:
+                lost.append(item)
         if progress is not None:
             progress(scanned)
     rules = tuple(RuleCount(r.index, r.text, counts[r.index]) for r in watchlist.rules)
-    return BacktestReport(watchlist.name, scanned, tuple(hits), rules)
+    return BacktestReport(watchlist.name, scanned, tuple(hits), rules, tuple(gained),
+                          tuple(lost))

@@ -11,29 +11,21 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import __version__
 from .alerts import channel_problems, load_channel, send_test
-from .backtest import backtest
-from .config import Config, default_config_path, load_config, load_watchlists, parse_duration
+from .cli_output import iso as _iso
+from .cli_output import print_table as _print_table
+from .cli_rules import cmd_backtest as _cmd_backtest
+from .cli_rules import cmd_watchlists_test as _cmd_watchlists_test
+from .cli_rules import duration as _duration
+from .config import Config, default_config_path, load_config
 from .daemon import build, run_forever, run_once
 from .errors import ConfigError, MonitorError
-from .match import (
-    Document,
-    Watchlist,
-    WatchlistMatch,
-    compile_errors,
-    compile_watchlist,
-    snippet,
-)
-from .match.explain import closest_miss
-from .match.watchlist import WatchlistSpec
-from .poll import stored_document
 from .store import FeedRow, create, migrate
-from .text import html_to_text
 
 __all__ = ["main"]
 
@@ -115,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
         "backtest", help="what a watchlist would have matched in the stored items",
         description="Match a watchlist against the items stored in the last DURATION and "
         "report what it would have alerted on, with the number of items per rule. With "
-        "--file, use the watchlists of another file (an edit not yet saved in place).")
+        "--file, take the watchlist from another file (an edit not yet saved in place) "
+        "and also list the items it gains and loses against the watchlist in force.")
     bt.add_argument("watchlist", help="the watchlist's name")
     bt.add_argument("--since", metavar="DURATION", type=_duration, default=timedelta(days=7),
                     help="how far back to look (default 7d)")
@@ -235,16 +228,6 @@ def _feed_status(f: FeedRow) -> str:
     return "ok" if f.consecutive_failures == 0 else f"failing×{f.consecutive_failures}"
 
 
-def _iso(t: datetime | None) -> str | None:
-    return t.isoformat() if t else None
-
-
-def _print_table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-
 def _cmd_alerts_list(config: Config, args: argparse.Namespace) -> int:
     store = build(config).store
     pending = store.pending_alerts(None)
@@ -275,150 +258,6 @@ def _cmd_watchlists_list(config: Config, args: argparse.Namespace) -> int:
         for i, r in enumerate(w.rules):
             print(f"  [{i}] {r}")
     return 0
-
-
-def _cmd_watchlists_test(config: Config, args: argparse.Namespace) -> int:
-    by_name = {w.name: w for w in config.watchlists}
-    if args.rule in by_name:
-        spec = by_name[args.rule]
-    else:
-        actors = by_name[args.watchlist].actors if args.watchlist in by_name else ()
-        if args.watchlist and args.watchlist not in by_name:
-            print(f"error: no watchlist named {args.watchlist!r}", file=sys.stderr)
-            return 1
-        spec = WatchlistSpec("rule", (args.rule,), actors)
-        errors = compile_errors(spec)
-        if errors:
-            print(f"error: {errors[0]}", file=sys.stderr)
-            return 1
-    watchlist = compile_watchlist(spec)
-    if args.item or args.since:
-        return _test_stored(config, watchlist, args)
-    doc = Document.of(content=html_to_text(sys.stdin.read()))
-    match = watchlist.match(doc)
-    if match is None:
-        print("no match")
-        _print_miss(watchlist, doc)
-        return 1
-    _print_match(doc, match)
-    return 0
-
-
-def _print_match(doc: Document, match: WatchlistMatch, indent: str = "") -> None:
-    for r in match.rules:
-        terms = ", ".join(f"{t.text!r}@{t.field}:{t.start}" if t.field != "content"
-                          else f"{t.text!r}@{t.start}" for t in r.terms)
-        print(f"{indent}match: [{r.index}] {r.rule}\n{indent}  terms: {terms}")
-    print(f"{indent}  snippet: {snippet(doc, match.terms).render('[', ']')}")
-
-
-def _print_miss(watchlist: Watchlist, doc: Document, indent: str = "") -> None:
-    miss = closest_miss(watchlist, doc)
-    if miss is None:
-        return
-    print(f"{indent}closest miss: [{miss.rule.index}] {miss.rule.text}")
-    for m in miss.misses:
-        print(f"{indent}  failed: {m}")
-
-
-def _test_stored(config: Config, watchlist: Watchlist, args: argparse.Namespace) -> int:
-    store = build(config).store
-    if args.item:
-        found = {i.id: i for i in store.items(ids=args.item)}
-        missing = [str(i) for i in args.item if i not in found]
-        if missing:
-            print(f"error: no stored item with id {', '.join(missing)}", file=sys.stderr)
-            return 1
-        hit = False
-        for item_id in args.item:
-            item = found[item_id]
-            doc = stored_document(item)
-            match = watchlist.match(doc)
-            print(f"item {item.id}: {item.title}")
-            if match is None:
-                print("  no match")
-                _print_miss(watchlist, doc, "  ")
-            else:
-                hit = True
-                _print_match(doc, match, "  ")
-        return 0 if hit else 1
-    since = datetime.now(UTC) - args.since
-    report = backtest(watchlist, store.items(since=since),
-                      _progress(store.count_items(since), "matching"))
-    for h in report.hits:
-        rules = ", ".join(f"[{r.index}]" for r in h.match.rules)
-        print(f"item {h.item.id}: {rules} {h.item.title}")
-    print(f"{len(report.hits)} of {report.scanned} items fetched since "
-          f"{since:%Y-%m-%d %H:%M} UTC match")
-    return 0 if report.hits else 1
-
-
-def _progress(total: int, what: str) -> Callable[[int], None] | None:
-    """A progress bar on stderr, only when it is a terminal and the run is long."""
-    if total < 1000 or not sys.stderr.isatty():
-        return None
-    step = max(1, total // 200)
-
-    def show(done: int) -> None:
-        if done % step and done != total:
-            return
-        filled = 30 * done // total
-        sys.stderr.write(f"\r{what} [{'#' * filled}{' ' * (30 - filled)}] {done:,}/{total:,}")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-    return show
-
-
-def _cmd_backtest(config: Config, args: argparse.Namespace) -> int:
-    specs = load_watchlists(args.file) if args.file else config.watchlists
-    by_name = {w.name: w for w in specs}
-    if args.watchlist not in by_name:
-        print(f"error: no watchlist named {args.watchlist!r} (watchlists: "
-              f"{', '.join(by_name) or 'none'})", file=sys.stderr)
-        return 1
-    watchlist = compile_watchlist(by_name[args.watchlist])
-    store = build(config).store
-    since = datetime.now(UTC) - args.since
-    total = store.count_items(since)
-    report = backtest(watchlist, store.items(since=since),
-                      None if args.json else _progress(total, f"backtest {watchlist.name}"))
-    if args.json:
-        print(json.dumps({
-            "watchlist": report.watchlist, "since": since.isoformat(),
-            "items_scanned": report.scanned, "items_matched": len(report.hits),
-            "rules": [{"index": r.index, "rule": r.rule, "items": r.items}
-                      for r in report.rules],
-            "matches": [{
-                "item_id": h.item.id, "title": h.item.title, "link": h.item.link,
-                "feed": h.item.feed_url, "published_at": _iso(h.item.published_at),
-                "fetched_at": _iso(h.item.fetched_at),
-                "rules": [r.index for r in h.match.rules],
-                "terms": sorted({t.text for t in h.match.terms}),
-            } for h in report.hits],
-        }, indent=2, ensure_ascii=False))
-        return 0
-    channels = [c.name for c in config.channels if watchlist.name in c.watchlists]
-    print(f"backtest {watchlist.name}: {len(report.hits)} of {report.scanned} items fetched "
-          f"since {since:%Y-%m-%d %H:%M} UTC would have matched"
-          + (f" (alerting {', '.join(channels)})" if channels else " (no channel receives it)"))
-    table: list[tuple[str, ...]] = [("RULE", "ITEMS", "")]
-    table += [(f"[{r.index}]", str(r.items), r.rule) for r in report.rules]
-    _print_table(table)
-    for h in report.hits[: args.limit]:
-        rules = ",".join(str(r.index) for r in h.match.rules)
-        terms = ", ".join(sorted({t.text for t in h.match.terms}))
-        print(f"  item {h.item.id} [{rules}] {h.item.title[:80]}  ({terms})")
-    if len(report.hits) > args.limit:
-        print(f"  … and {len(report.hits) - args.limit} more (--limit, or --json for all)")
-    return 0
-
-
-def _duration(value: str) -> timedelta:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _cmd_test_alert(config: Config, args: argparse.Namespace) -> int:

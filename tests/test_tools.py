@@ -118,13 +118,23 @@ def test_backtest_counts_per_rule_and_lists_the_items(workspace: Workspace) -> N
     assert f"  item {ids[1]} [1,2] Haftar’s forces near Tripoli  (Haftar’s, Tripoli)" in text.out
 
 
-def test_backtest_an_edited_watchlists_file(workspace: Workspace) -> None:
-    stored(workspace, [("Clashes in Tripoli", "", timedelta(hours=1))])
+def test_backtest_an_edit_shows_what_it_gains_and_loses(workspace: Workspace) -> None:
+    ids = stored(workspace, [("Clashes in Tripoli", "", timedelta(hours=1)),
+                             ("Benghazi port reopens", "", timedelta(hours=2)),
+                             ("Libya’s oil output", "", timedelta(hours=3))])
     edited = workspace.root / "edited.yaml"
     edited.write_text("watchlists:\n  - name: libya\n    rules: [Benghazi, Trip*]\n")
     result = workspace.monitor("backtest", "libya", "--file", str(edited), "--json")
     assert result.code == 0, result.err
-    assert [r["items"] for r in json.loads(result.out)["rules"]] == [0, 1]
+    report = json.loads(result.out)
+    assert [r["items"] for r in report["rules"]] == [1, 1]
+    assert report["compared_with_config"] == {"gained": [ids[1]], "lost": [ids[2]]}
+    text = workspace.monitor("backtest", "libya", "--file", str(edited))
+    assert text.out.splitlines()[-3:] == [
+        "compared with the watchlist in watchlists.yaml: 1 items gained, 1 lost",
+        f"  + item {ids[1]} Benghazi port reopens",
+        f"  - item {ids[2]} Libya’s oil output",
+    ]
     missing = workspace.monitor("backtest", "syria")
     assert missing.code == 1 and "no watchlist named 'syria'" in missing.err
 
