@@ -38,10 +38,8 @@ __all__ = [
     "html_to_text",
     "joined_keys",
     "key_of",
-    "key_sequence",
     "tokenize",
     "word_forms",
-    "word_keys",
 ]
 
 _T = TypeVar("_T")
@@ -232,17 +230,6 @@ def joined_keys(text: str) -> str:
     return " ".join(filter(None, map(_JOINED.__getitem__, text.split())))
 
 
-def word_keys(text: str) -> set[str]:
-    """The distinct folded keys of the words of ``text`` (already ``clean``):
-    ``{t.key for t in tokenize(text)}``."""
-    return set(joined_keys(text).split())
-
-
-def key_sequence(text: str) -> tuple[str, ...]:
-    """The folded keys of the words of ``text`` in order: ``tokenize``'s ``key``s."""
-    return tuple(chain.from_iterable(map(_KEYS.__getitem__, text.split())))
-
-
 def cased_sequence(text: str) -> tuple[str, ...]:
     """The cased forms of the words of ``text`` in order: ``tokenize``'s ``cased``."""
     return tuple(chain.from_iterable(map(_CASED.__getitem__, text.split())))
@@ -263,13 +250,21 @@ class WordOffsets:
     words that fired, not of every word."""
 
     def __init__(self, text: str) -> None:
-        self._chunks = text.split()
-        self._words = list(accumulate(map(len, map(_KEYS.__getitem__, self._chunks))))
-        # Chunks and the white space between them, alternately; only the first and the
-        # last piece can be empty (the text starts or ends with white space).
-        pieces = _SPACE_RE.split(text)
-        self._skip = 2 if pieces and pieces[0] == "" else 0
-        self._starts = [0, *accumulate(map(len, pieces))]
+        self._chunks = chunks = text.split()
+        self._words = list(accumulate(map(len, map(_KEYS.__getitem__, chunks))))
+        lengths = list(map(len, chunks))
+        if sum(lengths) + len(chunks) - 1 == len(text):
+            # One white-space character between chunks, none around them: the usual
+            # case after html_to_text, and the chunk starts follow from their lengths.
+            self._skip, self._step = 0, 1
+            self._starts = [0, *accumulate(map((1).__add__, lengths))]
+        else:
+            # Chunks and the white space between them, alternately; only the first and
+            # the last piece can be empty (the text starts or ends with white space).
+            pieces = _SPACE_RE.split(text)
+            self._skip = 2 if pieces and pieces[0] == "" else 0
+            self._step = 2
+            self._starts = [0, *accumulate(map(len, pieces))]
 
     def __len__(self) -> int:
         return self._words[-1] if self._words else 0
@@ -279,7 +274,7 @@ class WordOffsets:
             raise IndexError(i)
         k = bisect_right(self._words, i)
         j = i - (self._words[k - 1] if k else 0)
-        chunk_start = self._starts[2 * k + self._skip]
+        chunk_start = self._starts[self._step * k + self._skip]
         start, end = _SPANS[self._chunks[k]][j]
         return chunk_start + start, chunk_start + end
 

@@ -20,7 +20,7 @@ HOMES = {
     "pydantic": {"config.py"},
     "ahocorasick": {"match/matcher.py"},
 }
-PURE = ["text.py", "parse.py", "dedup.py", "opml.py", "match/", "alerts/render.py"]
+PURE = ["text.py", "parse.py", "dedup.py", "opml.py", "match/", "alerts/render.py", "backtest.py"]
 IO_MODULES = {"socket", "httpx", "sqlalchemy", "apprise", "subprocess", "requests", "urllib"}
 
 

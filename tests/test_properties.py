@@ -19,9 +19,7 @@ from monitor.text import (
     fold,
     html_to_text,
     joined_keys,
-    key_sequence,
     tokenize,
-    word_keys,
 )
 
 # Text that exercises the normalizer: letters of several scripts, accents and harakat,
@@ -63,12 +61,12 @@ def test_html_to_text_is_idempotent_where_no_markup_is_left(text: str) -> None:
 
 
 @given(ANY_TEXT)
+@example("Haftar’s forces\nnear al-Sarraj's office")  # one separator between chunks
+@example("  Tripoli   ﷺ x  ")
 def test_the_fast_readers_find_the_same_words_as_tokenize(text: str) -> None:
     cleaned = clean(text)
     tokens = tokenize(cleaned)
-    assert key_sequence(cleaned) == tuple(t.key for t in tokens)
     assert cased_sequence(cleaned) == tuple(t.cased for t in tokens)
-    assert word_keys(cleaned) == {t.key for t in tokens}
     assert joined_keys(cleaned) == " ".join(t.key for t in tokens)
     offsets = WordOffsets(cleaned)
     assert [offsets[i] for i in range(len(offsets))] == [(t.start, t.end) for t in tokens]
