@@ -13,7 +13,11 @@ the words of an item, so whatever one side folds away, the other does too.
   text, its folded key and its folded-but-cased form (for case-sensitive aliases).
 - ``fold``: NFKC (width, ligatures), casefold, diacritics removed, Arabic letter
   variants unified, tatweel dropped, typographic apostrophes made ``'``, and a
-  trailing possessive (``'s``) removed.
+  trailing possessive (``'s``) removed. A folded key folds to itself.
+- ``joined_keys``, ``cased_sequence`` and ``WordOffsets`` read the same words as
+  ``tokenize``, faster, for the matcher: the text is split on white space and each
+  distinct chunk is folded once, through a memo.
+- ``clitic_forms``: an Arabic word with a joined conjunction or preposition.
 """
 
 from __future__ import annotations
