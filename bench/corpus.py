@@ -49,7 +49,8 @@ def items(n: int, seed: int = 1, chars: int = 2_000) -> list[Item]:
             words[i] += rng.choice([",", ".", ".", ";"])
         text = " ".join(words)[:chars]
         title = text[:70].rsplit(" ", 1)[0].capitalize()
-        out.append(Item(title, text[70:300], text[300:]))
+        # Stripped, as html_to_text leaves every stored field.
+        out.append(Item(title.strip(), text[70:300].strip(), text[300:].strip()))
     return out
 
 
