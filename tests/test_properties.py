@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monitor.errors import QueryError
 from monitor.match import Document, Matcher, WatchlistSpec, compile_watchlist
-from monitor.match.engine import evaluate
+from monitor.match.engine import Span, _near, evaluate
 from monitor.match.query import Node, parse
 from monitor.text import (
     WordOffsets,
@@ -196,3 +196,33 @@ def test_positions_found_in_the_scan_are_those_of_the_tokens(
     assert ft.positions(cased, cased=True) == tuple(
         i for i in range(len(tokens)) if tuple(t.cased for t in tokens[i : i + len(cased)])
         == cased)
+
+
+def near_reference(left: list[Span], right: list[Span], distance: int,
+                   ordered: bool) -> set[Span]:
+    """The definition of NEAR, pair by pair."""
+    out = set()
+    for a in left:
+        for b in right:
+            if a.field != b.field or a == b:
+                continue
+            if a.end <= b.start:
+                gap = b.start - a.end
+            elif not ordered and b.end <= a.start:
+                gap = a.start - b.end
+            else:
+                continue
+            if gap <= distance:
+                out |= {a, b}
+    return out
+
+
+SPANS = st.lists(st.builds(lambda f, s, n: Span(f, s, s + n), st.sampled_from(["title", "content"]),
+                           st.integers(0, 30), st.integers(1, 3)), max_size=12)
+
+
+@given(SPANS, SPANS, st.integers(1, 6), st.booleans())
+def test_near_finds_the_pairs_its_definition_does(left: list[Span], right: list[Span],
+                                                  distance: int, ordered: bool) -> None:
+    assert set(_near(left, right, distance, ordered)) == near_reference(
+        left, right, distance, ordered)

@@ -7,6 +7,7 @@ alert can say exactly which words fired.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -155,22 +156,42 @@ def _term_spans(term: Term, doc: Document, actor_field: str | None) -> list[Span
 
 
 def _near(left: list[Span], right: list[Span], distance: int, ordered: bool) -> list[Span]:
-    """Spans of ``left`` and ``right`` with at most ``distance`` words between them."""
+    """Spans of ``left`` and ``right`` with at most ``distance`` words between them
+    (``left`` first if ``ordered``). Sorted positions and bisection: a long item with a
+    common word on each side costs n log n, not n × m."""
     out: dict[Span, None] = {}
-    for a in left:
-        for b in right:
-            if a.field != b.field or a == b:
-                continue
-            if a.end <= b.start:
-                gap = b.start - a.end
-            elif not ordered and b.end <= a.start:
-                gap = a.start - b.end
-            else:
-                continue
-            if gap <= distance:
-                out[a] = None
-                out[b] = None
+    right_starts = _sorted_by_field(right, "start")
+    right_ends = _sorted_by_field(right, "end")
+    left_starts = _sorted_by_field(left, "start")
+    left_ends = _sorted_by_field(left, "end")
+    for a in left:  # a right span starts within distance after a, or ends before it
+        if (_any_in(right_starts.get(a.field), a.end, a.end + distance)
+                or (not ordered
+                    and _any_in(right_ends.get(a.field), a.start - distance, a.start))):
+            out[a] = None
+    for b in right:  # a left span ends within distance before b, or starts after it
+        if (_any_in(left_ends.get(b.field), b.start - distance, b.start)
+                or (not ordered
+                    and _any_in(left_starts.get(b.field), b.end, b.end + distance))):
+            out[b] = None
     return list(out)
+
+
+def _sorted_by_field(spans: list[Span], attr: str) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for sp in spans:
+        out.setdefault(sp.field, []).append(getattr(sp, attr))
+    for values in out.values():
+        values.sort()
+    return out
+
+
+def _any_in(values: list[int] | None, low: int, high: int) -> bool:
+    """Whether sorted ``values`` hold one in [low, high]."""
+    if not values:
+        return False
+    i = bisect_left(values, low)
+    return i < len(values) and values[i] <= high
 
 
 def evaluate(
