@@ -200,7 +200,7 @@ def _read_chunk(chunk: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             tuple(cased for _, cased in forms if cased))
 
 
-_MEMO_SIZE = 1 << 17
+_MEMO_SIZE = 1 << 16  # chunks per memo; the scan memo and word_forms hold ~20 MB when full
 
 
 class _Memo(dict[str, _T]):
