@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import Workspace
 
+from monitor.cli_rules import _progress
 from monitor.config import load_watchlists
 from monitor.match import Document, compile_watchlist
 from monitor.match.explain import closest_miss, misses
@@ -144,3 +147,25 @@ def test_a_malformed_rule_is_refused_by_the_tools(workspace: Workspace, rule: st
     stored(workspace, [])
     result = workspace.monitor("watchlists", "test", rule, "--since", "1d")
     assert result.code == 1 and result.err.startswith("error: ")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_shows_only_on_a_terminal_and_long_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert _progress(999, "backtest") is None  # short runs need no bar
+    show = _progress(2000, "backtest libya")
+    assert show is not None
+    for n in range(1, 2001):
+        show(n)
+    lines = term.getvalue().split("\r")
+    assert lines[-1] == "backtest libya [" + "#" * 30 + "] 2,000/2,000\n"
+    assert len(lines) == 201  # every 10 items, not every item
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert _progress(2000, "backtest") is None  # not a terminal
