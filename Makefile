@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/monitor.toml
 
-.PHONY: run test lint bench-fetch clean systemd-analyze
+.PHONY: run test lint bench-fetch bench-match clean systemd-analyze
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ systemd-analyze:
 	  else \
 	    echo "warning: systemd-analyze is missing; the unit-file tests will be skipped"; \
 	  fi; }
+## bench-match: items/s of the matcher at 10, 1,000 and 10,000 rules (docs/performance.md)
+bench-match: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.matcher
 
 ## lint: ruff and strict mypy on the package
 lint: $(VENV)/.installed-dev
@@ -58,4 +61,4 @@ bench-fetch: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.fetch_cycle $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -13,19 +13,21 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import __version__, logs
 from .alerts import channel_problems, load_channel, send_test
+from .cli_output import iso as _iso
+from .cli_output import print_table as _print_table
+from .cli_rules import cmd_backtest as _cmd_backtest
+from .cli_rules import cmd_watchlists_test as _cmd_watchlists_test
+from .cli_rules import duration as _duration
 from .config import Config, default_config_path, load_config
 from .daemon import build, run_once, schedule_problems
 from .errors import ConfigError, MonitorError
-from .match import Document, compile_errors, compile_watchlist, snippet
-from .match.watchlist import WatchlistSpec
 from .service import create_service
 from .store import FeedRow, create, migrate
-from .text import html_to_text
 
 __all__ = ["main"]
 
@@ -99,12 +101,36 @@ def _parser() -> argparse.ArgumentParser:
     wlt = wl_sub.add_parser(
         "test", help="try a rule (or a watchlist) on text from stdin",
         description="Match a rule, or a configured watchlist by name, against the text "
-        "read from standard input, and show which rules fired and on which words. Rules "
-        "may use the actors of the watchlist given with --watchlist.")
+        "read from standard input (or stored items: --item, --since), and show which "
+        "rules fired and on which words, or the closest miss: the rule that came nearest "
+        "and the operands that failed. Rules may use the actors of the watchlist given "
+        "with --watchlist.")
     wlt.add_argument("rule", help="a rule, e.g. 'Tripoli AND NOT Lebanon', or a watchlist name")
     wlt.add_argument("--watchlist", metavar="NAME",
                      help="watchlist whose actors the rule may refer to (@slug)")
+    src = wlt.add_mutually_exclusive_group()
+    src.add_argument("--item", metavar="ID", type=int, action="append",
+                     help="match this stored item instead of stdin, and say why not "
+                     "(repeatable)")
+    src.add_argument("--since", metavar="DURATION", type=_duration,
+                     help="match the items fetched in the last DURATION (e.g. 7d)")
     wlt.set_defaults(func=_cmd_watchlists_test)
+
+    bt = sub.add_parser(
+        "backtest", help="what a watchlist would have matched in the stored items",
+        description="Match a watchlist against the items stored in the last DURATION and "
+        "report what it would have alerted on, with the number of items per rule. With "
+        "--file, take the watchlist from another file (an edit not yet saved in place) "
+        "and also list the items it gains and loses against the watchlist in force.")
+    bt.add_argument("watchlist", help="the watchlist's name")
+    bt.add_argument("--since", metavar="DURATION", type=_duration, default=timedelta(days=7),
+                    help="how far back to look (default 7d)")
+    bt.add_argument("--file", metavar="WATCHLISTS", type=Path,
+                    help="a watchlists YAML file to take the watchlist from")
+    bt.add_argument("--limit", metavar="N", type=int, default=50,
+                    help="items to list (default 50)")
+    bt.add_argument("--json", action="store_true", help="print JSON for scripts")
+    bt.set_defaults(func=_cmd_backtest)
 
     ta = sub.add_parser("test-alert", help="send a test alert through one channel",
                         description="Send a short test message through the named channel "
@@ -211,16 +237,6 @@ def _feed_status(f: FeedRow) -> str:
     return "ok" if f.consecutive_failures == 0 else f"failing×{f.consecutive_failures}"
 
 
-def _iso(t: datetime | None) -> str | None:
-    return t.isoformat() if t else None
-
-
-def _print_table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-
 def _cmd_alerts_list(config: Config, args: argparse.Namespace) -> int:
     store = build(config).store
     rows = store.alerts(["dead"] if args.failed else ["pending", "sending"])
@@ -260,32 +276,6 @@ def _cmd_watchlists_list(config: Config, args: argparse.Namespace) -> int:
             print(f"  @{a.slug}  {a.name}" + (f"  ({aliases})" if aliases else ""))
         for i, r in enumerate(w.rules):
             print(f"  [{i}] {r}")
-    return 0
-
-
-def _cmd_watchlists_test(config: Config, args: argparse.Namespace) -> int:
-    by_name = {w.name: w for w in config.watchlists}
-    if args.rule in by_name:
-        spec = by_name[args.rule]
-    else:
-        actors = by_name[args.watchlist].actors if args.watchlist in by_name else ()
-        if args.watchlist and args.watchlist not in by_name:
-            print(f"error: no watchlist named {args.watchlist!r}", file=sys.stderr)
-            return 1
-        spec = WatchlistSpec("rule", (args.rule,), actors)
-        errors = compile_errors(spec)
-        if errors:
-            print(f"error: {errors[0]}", file=sys.stderr)
-            return 1
-    doc = Document.of(content=html_to_text(sys.stdin.read()))
-    match = compile_watchlist(spec).match(doc)
-    if match is None:
-        print("no match")
-        return 1
-    for r in match.rules:
-        terms = ", ".join(f"{t.text!r}@{t.start}" for t in r.terms)
-        print(f"match: [{r.index}] {r.rule}\n  terms: {terms}")
-    print(f"  snippet: {snippet(doc, match.terms).render('[', ']')}")
     return 0
 
 

@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from .dedup import identity, story_keys
 from .errors import FeedError, StoreError
 from .fetch import FeedAuth, Fetcher, FetchResult
-from .match import Document, Watchlist, WatchlistMatch, snippet
+from .match import Document, Matcher, Watchlist, WatchlistMatch, snippet
 from .parse import Entry, ParsedFeed, parse_feed
 from .schedule import adaptive_interval, next_check
-from .store import FeedRow, FetchState, NewItem, NewMatch, PollCounts, Store
+from .store import FeedRow, FetchState, NewItem, NewMatch, PollCounts, Store, StoredItem
 
-__all__ = ["FeedOptions", "PollReport", "Poller", "document", "match_entry"]
+__all__ = ["FeedOptions", "PollReport", "Poller", "document", "match_entry", "stored_document"]
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +37,28 @@ class PollReport:
 
 
 def document(entry: Entry, feed_title: str | None, link: str | None = None) -> Document:
+    """What the watchlists see of a new entry."""
     return Document.of(title=entry.title, summary=entry.summary, content=entry.content,
                        author=entry.author, feed=feed_title, url=link or entry.link)
 
 
-def match_entry(entry: Entry, feed_title: str | None, watchlists: Sequence[Watchlist],
+def stored_document(item: StoredItem) -> Document:
+    """What the watchlists saw of a stored item: the same fields as ``document``."""
+    return Document.of(title=item.title, summary=item.summary, content=item.content,
+                       author=item.author, feed=item.feed_title, url=item.link)
+
+
+def match_entry(entry: Entry, feed_title: str | None, matcher: Matcher,
                 routes: Mapping[str, tuple[str, ...]],
                 min_rules: Mapping[str, int] | None = None) -> tuple[NewMatch, ...]:
     """Every watchlist that matches the entry, with its snippet and the channels it goes
     to: those subscribed to the watchlist whose ``min_rules`` the match reaches."""
     doc = document(entry, feed_title)
     out = []
-    for wl in watchlists:
-        m = wl.match(doc)
-        if m is not None:
-            channels = tuple(c for c in routes.get(wl.name, ())
-                             if len(m.rules) >= (min_rules or {}).get(c, 1))
-            out.append(_new_match(doc, m, channels))
+    for m in matcher.match(doc):
+        channels = tuple(c for c in routes.get(m.watchlist, ())
+                         if len(m.rules) >= (min_rules or {}).get(c, 1))
+        out.append(_new_match(doc, m, channels))
     return tuple(out)
 
 
@@ -84,7 +89,7 @@ class Poller:
                  story_window: timedelta = timedelta(hours=48)) -> None:
         self.store = store
         self.fetcher = fetcher
-        self.watchlists = tuple(watchlists)
+        self.matcher = Matcher.of(watchlists)
         self.routes = routes
         self.options = options or {}
         self.jitter = jitter
@@ -160,7 +165,7 @@ class Poller:
         for key, e in keyed.items():
             if key in known:
                 continue
-            matches = match_entry(e, feed_title, self.watchlists, self.routes, self.min_rules)
+            matches = match_entry(e, feed_title, self.matcher, self.routes, self.min_rules)
             story = story_keys(e.title, e.content or e.summary) if matches else None
             items.append(NewItem(
                 key=key, guid=e.guid, link=e.link, title=e.title, summary=e.summary,

@@ -120,7 +120,7 @@ def _commands(parser: argparse.ArgumentParser,
 def test_every_command_has_help_and_is_documented() -> None:
     commands = _commands(_parser())
     assert {"run", "check", "migrate", "feeds list", "alerts list", "watchlists test",
-            "test-alert"} <= set(commands)
+            "backtest", "test-alert"} <= set(commands)
     docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     for name, sub in commands.items():
         assert sub.description, f"`monitor {name}` has no description"
@@ -135,7 +135,9 @@ def test_watchlists_test_explains_a_rule_on_stdin(workspace: Workspace) -> None:
     assert "match: [0] @khalifa-haftar AND Trip*" in hit.out
     assert "snippet: Clashes in [Tripoli] as [Hifter’s] forces advance" in hit.out
     miss = workspace.monitor("watchlists", "test", "Lebanon", stdin="Tripoli, Libya")
-    assert (miss.code, miss.out) == (1, "no match\n")
+    assert (miss.code, miss.out) == (1, "no match\nclosest miss: [0] Lebanon\n"
+                                        "  failed: Lebanon: not in the title or summary or "
+                                        "content\n")
 
 
 def test_migrate_creates_the_database(workspace: Workspace) -> None:

@@ -20,9 +20,10 @@ HOMES = {
     "prometheus_client": {"metrics.py"},
     "yaml": {"config.py"},
     "pydantic": {"config.py"},
+    "ahocorasick": {"match/matcher.py"},
 }
 PURE = ["text.py", "parse.py", "dedup.py", "opml.py", "match/", "alerts/render.py",
-        "alerts/policy.py"]
+        "alerts/policy.py", "backtest.py"]
 IO_MODULES = ("socket", "httpx", "sqlalchemy", "apprise", "subprocess", "requests",
               "urllib.request", "http.client")
 

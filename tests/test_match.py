@@ -116,3 +116,22 @@ def test_compile_errors_name_the_place() -> None:
         "rules[1]": "unknown actor @nobody (actors: @a) at column 1",
         "rules[2]": "unbalanced parenthesis: '(' is never closed at column 7",
     }
+
+
+@pytest.mark.parametrize(("rule", "text", "fires"), [
+    ("طرابلس", "اشتباكات بطرابلس", True),  # b- "in"
+    ("طرابلس", "وطرابلس هادئة", True),  # wa- "and"
+    ("ليبيا", "مساعدات لليبيا", True),  # li- "for"
+    ('"الجيش الوطني الليبي"', "بيان للجيش الوطني الليبي", True),  # li- + al- = lil-
+    ('"الجيش الوطني الليبي"', "قال والجيش الوطني الليبي", True),
+    ("طراب*", "بطرابلس", True),
+    ("لد", "بلد", False),  # two letters: only wa- is taken as a clitic
+    ("طرابلس", "طرابلسي", False),  # a longer word is another word
+])
+def test_arabic_joined_conjunctions_and_prepositions(rule: str, text: str, fires: bool) -> None:
+    wl = compile_watchlist(WatchlistSpec("t", (rule,)))
+    m = wl.match(Document.of(title=text))
+    assert (m is not None) == fires
+    if m is not None:
+        (hit,) = m.terms
+        assert hit.text in text and hit.text.split()[0] in text.split()  # whole words

@@ -13,7 +13,7 @@ from test_delivery import make_store
 
 from monitor.alerts import Dispatcher, Policy, QuietHours, load_channel, plan, renderer
 from monitor.daemon import digest_trigger
-from monitor.match import compile_watchlist
+from monitor.match import Matcher, compile_watchlist
 from monitor.match.watchlist import WatchlistSpec
 from monitor.parse import Entry
 from monitor.poll import match_entry
@@ -61,7 +61,7 @@ def test_a_channel_may_ask_for_a_minimum_number_of_rules() -> None:
     wl = compile_watchlist(WatchlistSpec("libya", ("Libya", "Tripoli", "Haftar")))
     entry = Entry(None, None, "Clashes in Tripoli, Libya", "", "", "", None)
     routes = {"libya": ("all", "strict", "strictest")}
-    (m,) = match_entry(entry, "Wire", [wl], routes, {"strict": 2, "strictest": 3})
+    (m,) = match_entry(entry, "Wire", Matcher.of([wl]), routes, {"strict": 2, "strictest": 3})
     assert m.channels == ("all", "strict")
 
 

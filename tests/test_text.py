@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from monitor.text import clean, fold, html_to_text, tokenize
+from monitor.text import clean, clitic_forms, fold, html_to_text, tokenize
 
 
 def test_markup_is_stripped_and_inline_tags_join_words() -> None:
@@ -45,3 +45,10 @@ def test_tokens_carry_offsets_into_the_text() -> None:
 def test_words_with_combining_marks_stay_whole() -> None:
     toks = tokenize(clean("طَرَابُلُس"))
     assert len(toks) == 1
+
+
+def test_arabic_clitic_forms() -> None:
+    assert "بطرابلس" in clitic_forms(fold("طرابلس"))
+    assert "للجيش" in clitic_forms(fold("الجيش"))
+    assert clitic_forms(fold("لد")) == ("ولد",)
+    assert clitic_forms("tripoli") == ()

@@ -2,6 +2,7 @@
 
 from .engine import Document, evaluate
 from .highlight import Snippet, snippet
+from .matcher import Matcher, compile_matcher
 from .query import parse
 from .watchlist import (
     ActorSpec,
@@ -21,6 +22,7 @@ __all__ = [
     "ActorSpec",
     "AliasSpec",
     "Document",
+    "Matcher",
     "RuleHit",
     "Snippet",
     "TermHit",
@@ -29,6 +31,7 @@ __all__ = [
     "WatchlistMatch",
     "WatchlistSpec",
     "compile_errors",
+    "compile_matcher",
     "compile_watchlist",
     "evaluate",
     "parse",

@@ -7,10 +7,21 @@ alert can say exactly which words fired.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from ..text import Token, clean, tokenize
+from ..text import (
+    Token,
+    WordOffsets,
+    cased_sequence,
+    clean,
+    clitic_forms,
+    joined_keys,
+    key_of,
+    tokenize,
+)
 from .query import ActorRef, And, Near, Node, Not, Or, Term
 
 __all__ = ["DEFAULT_FIELDS", "Document", "FieldText", "Span", "evaluate"]
@@ -30,28 +41,92 @@ class Span:
 
 @dataclass(frozen=True)
 class FieldText:
-    """One field's cleaned text, its tokens and an index from key to token positions."""
+    """One field's cleaned text, read on demand.
+
+    ``scan`` is the field's folded words joined by single spaces: the prefilter scans
+    it, and a word or phrase is found in it as the substring ``" w1 w2 "``; the number
+    of spaces before it is its word position. So most items are matched without ever
+    building a list of their words. Offsets into ``text`` are found only for the words
+    that fired. (``cached_property`` writes the instance ``__dict__`` directly, so it
+    works on a frozen dataclass.)
+    """
 
     text: str
-    tokens: tuple[Token, ...]
-    index: Mapping[str, tuple[int, ...]]
-    cased_index: Mapping[str, tuple[int, ...]]
 
     @classmethod
     def of(cls, text: str) -> FieldText:
-        text = clean(text)
-        tokens = tuple(tokenize(text))
-        index: dict[str, list[int]] = {}
-        cased: dict[str, list[int]] = {}
-        for i, tok in enumerate(tokens):
-            index.setdefault(tok.key, []).append(i)
-            cased.setdefault(tok.cased, []).append(i)
-        return cls(
-            text,
-            tokens,
-            {k: tuple(v) for k, v in index.items()},
-            {k: tuple(v) for k, v in cased.items()},
-        )
+        return cls(clean(text))
+
+    @cached_property
+    def scan(self) -> str:
+        """The folded words, separated by single spaces."""
+        return joined_keys(self.text)
+
+    @cached_property
+    def _padded(self) -> str:
+        return f" {self.scan} "
+
+    @cached_property
+    def cased_seq(self) -> tuple[str, ...]:
+        """The cased form of each word, in order (``tokens[i].cased``)."""
+        return cased_sequence(self.text)
+
+    @cached_property
+    def offsets(self) -> WordOffsets:
+        """``offsets[i]``: the (start, end) of word i, to report the words that fired."""
+        return WordOffsets(self.text)
+
+    @property
+    def tokens(self) -> tuple[Token, ...]:
+        """Every word with its offsets and folded forms (for tools; matching does
+        without)."""
+        return tuple(tokenize(self.text))
+
+    @cached_property
+    def _found(self) -> dict[tuple[tuple[str, ...], bool, bool], tuple[int, ...]]:
+        return {}
+
+    def positions(self, words: tuple[str, ...], cased: bool = False,
+                  prefix: bool = False) -> tuple[int, ...]:
+        """Word positions where ``words`` occur in a row: keys, or the cased forms if
+        ``cased``; with ``prefix``, the last word need only begin a word."""
+        found = self._found.get((words, cased, prefix))
+        if found is None:
+            found = self._positions(words, cased, prefix)
+            forms = clitic_forms(words[0])
+            if forms:  # an Arabic first word, perhaps with a joined و, ب, ال …
+                found = tuple(sorted({*found, *(
+                    i for form in forms
+                    for i in self._positions((form, *words[1:]), cased, prefix))}))
+            self._found[words, cased, prefix] = found
+        return found
+
+    def _positions(self, words: tuple[str, ...], cased: bool,
+                   prefix: bool) -> tuple[int, ...]:
+        if cased:
+            return _cased_positions(self, words)
+        return _substring_positions(self._padded, " " + " ".join(words)
+                                    + ("" if prefix else " "))
+
+
+def _substring_positions(padded: str, needle: str) -> tuple[int, ...]:
+    """Word positions of ``needle`` (which starts with a space) in ``padded``."""
+    out = []
+    at = padded.find(needle)
+    counted, spaces = 0, 0
+    while at >= 0:
+        spaces += padded.count(" ", counted, at)
+        counted = at
+        out.append(spaces)
+        at = padded.find(needle, at + 1)  # phrases may overlap: "a a" in "a a a"
+    return tuple(out)
+
+
+def _cased_positions(ft: FieldText, words: tuple[str, ...]) -> tuple[int, ...]:
+    if f" {' '.join(key_of(w) for w in words)} " not in ft._padded:
+        return ()
+    seq, n = ft.cased_seq, len(words)
+    return tuple(i for i in range(len(seq) - n + 1) if seq[i : i + n] == words)
 
 
 @dataclass(frozen=True)
@@ -70,50 +145,53 @@ def _term_spans(term: Term, doc: Document, actor_field: str | None) -> list[Span
     scope = term.field or actor_field
     names: Iterable[str] = (scope,) if scope else DEFAULT_FIELDS
     spans: list[Span] = []
-    first, rest = term.words[0], term.words[1:]
     for name in names:
         ft = doc.fields.get(name)
         if ft is None:
             continue
-        if term.prefix:
-            starts: Iterable[int] = (
-                i for i, tok in enumerate(ft.tokens) if tok.key.startswith(first)
-            )
-        else:
-            starts = (ft.cased_index if term.case_sensitive else ft.index).get(first, ())
-        for i in starts:
-            if rest and not _follows(ft.tokens, i, rest, term.case_sensitive):
-                continue
-            spans.append(Span(name, i, i + len(term.words)))
+        n = len(term.words)
+        spans.extend(Span(name, i, i + n)
+                     for i in ft.positions(term.words, term.case_sensitive, term.prefix))
     return spans
 
 
-def _follows(tokens: tuple[Token, ...], i: int, rest: tuple[str, ...], cased: bool) -> bool:
-    if i + len(rest) >= len(tokens):
-        return False
-    return all(
-        (tokens[i + 1 + j].cased if cased else tokens[i + 1 + j].key) == word
-        for j, word in enumerate(rest)
-    )
-
-
 def _near(left: list[Span], right: list[Span], distance: int, ordered: bool) -> list[Span]:
-    """Spans of ``left`` and ``right`` with at most ``distance`` words between them."""
+    """Spans of ``left`` and ``right`` with at most ``distance`` words between them
+    (``left`` first if ``ordered``). Sorted positions and bisection: a long item with a
+    common word on each side costs n log n, not n × m."""
     out: dict[Span, None] = {}
-    for a in left:
-        for b in right:
-            if a.field != b.field or a == b:
-                continue
-            if a.end <= b.start:
-                gap = b.start - a.end
-            elif not ordered and b.end <= a.start:
-                gap = a.start - b.end
-            else:
-                continue
-            if gap <= distance:
-                out[a] = None
-                out[b] = None
+    right_starts = _sorted_by_field(right, "start")
+    right_ends = _sorted_by_field(right, "end")
+    left_starts = _sorted_by_field(left, "start")
+    left_ends = _sorted_by_field(left, "end")
+    for a in left:  # a right span starts within distance after a, or ends before it
+        if (_any_in(right_starts.get(a.field), a.end, a.end + distance)
+                or (not ordered
+                    and _any_in(right_ends.get(a.field), a.start - distance, a.start))):
+            out[a] = None
+    for b in right:  # a left span ends within distance before b, or starts after it
+        if (_any_in(left_ends.get(b.field), b.start - distance, b.start)
+                or (not ordered
+                    and _any_in(left_starts.get(b.field), b.end, b.end + distance))):
+            out[b] = None
     return list(out)
+
+
+def _sorted_by_field(spans: list[Span], attr: str) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for sp in spans:
+        out.setdefault(sp.field, []).append(getattr(sp, attr))
+    for values in out.values():
+        values.sort()
+    return out
+
+
+def _any_in(values: list[int] | None, low: int, high: int) -> bool:
+    """Whether sorted ``values`` hold one in [low, high]."""
+    if not values:
+        return False
+    i = bisect_left(values, low)
+    return i < len(values) and values[i] <= high
 
 
 def evaluate(

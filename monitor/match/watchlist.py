@@ -7,7 +7,7 @@ that fired and the exact words that made it fire.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..errors import QueryError
@@ -17,6 +17,7 @@ from .query import Node, Term, actors_in, make_term, parse
 __all__ = [
     "ActorSpec",
     "AliasSpec",
+    "Rule",
     "RuleHit",
     "TermHit",
     "Watchlist",
@@ -88,7 +89,9 @@ def slugify(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Rule:
+class Rule:
+    """One compiled rule: its place in the watchlist, its text and its tree."""
+
     index: int
     text: str
     node: Node
@@ -100,15 +103,20 @@ class Watchlist:
 
     spec: WatchlistSpec
     actors: Mapping[str, tuple[Term, ...]]
-    rules: tuple[_Rule, ...]
+    rules: tuple[Rule, ...]
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     def match(self, doc: Document) -> WatchlistMatch | None:
+        """Evaluate every rule: the plain path, and the reference for ``Matcher``."""
+        return self.match_rules(doc, self.rules)
+
+    def match_rules(self, doc: Document, rules: Iterable[Rule]) -> WatchlistMatch | None:
+        """Evaluate only ``rules`` (some of this watchlist's, in order)."""
         hits = []
-        for rule in self.rules:
+        for rule in rules:
             spans = evaluate(rule.node, doc, self.actors)
             if spans is not None:
                 hits.append(RuleHit(rule.index, rule.text, _term_hits(doc, spans)))
@@ -119,7 +127,7 @@ def _term_hits(doc: Document, spans: list[Span]) -> tuple[TermHit, ...]:
     out: dict[TermHit, None] = {}
     for s in spans:
         ft = doc.fields[s.field]
-        start, end = ft.tokens[s.start].start, ft.tokens[s.end - 1].end
+        start, end = ft.offsets[s.start][0], ft.offsets[s.end - 1][1]
         out[TermHit(s.field, start, end, ft.text[start:end])] = None
     return tuple(sorted(out, key=lambda t: (t.field, t.start)))
 
@@ -184,5 +192,5 @@ def _compile(spec: WatchlistSpec) -> Watchlist:
         )
         for a in spec.actors
     }
-    rules = tuple(_Rule(i, text, parse(text)) for i, text in enumerate(spec.rules))
+    rules = tuple(Rule(i, text, parse(text)) for i, text in enumerate(spec.rules))
     return Watchlist(spec, actors, rules)

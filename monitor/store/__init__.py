@@ -11,6 +11,7 @@ from .repo import (
     PollCounts,
     Source,
     Store,
+    StoredItem,
 )
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Source",
     "Store",
     "StoreStats",
+    "StoredItem",
     "create",
     "migrate",
     "schema_status",

@@ -7,7 +7,7 @@ items, their matches and their outbox rows together: all of them or none.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +31,7 @@ __all__ = [
     "PendingAlert",
     "Source",
     "Store",
+    "StoredItem",
 ]
 
 
@@ -99,6 +100,22 @@ class NewItem:
     matches: tuple[NewMatch, ...] = ()
     title_key: str | None = None
     simhash: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """An item as stored, with its feed: what a backtest matches again."""
+
+    id: int
+    feed_url: str
+    feed_title: str | None
+    link: str | None
+    title: str
+    summary: str
+    content: str
+    author: str
+    published_at: datetime | None
+    fetched_at: datetime
 
 
 @dataclass
@@ -282,6 +299,34 @@ class Store(OutboxStore):
 
     def prune(self, unmatched_before: datetime, matched_before: datetime) -> Pruned:
         return housekeeping.prune(self.engine, unmatched_before, matched_before)
+    # ------------------------------------------------------------ stored items
+
+    def count_items(self, since: datetime | None = None) -> int:
+        """How many items were fetched at or after ``since`` (all, if None)."""
+        with self._session() as s:
+            query = select(func.count(Item.id))
+            if since is not None:
+                query = query.where(Item.fetched_at >= since)
+            return int(s.scalar(query) or 0)
+
+    def items(self, *, since: datetime | None = None, ids: Sequence[int] | None = None,
+              batch: int = 500) -> Iterator[StoredItem]:
+        """Stored items in id order: those fetched at or after ``since``, or those with
+        the given ``ids``. Read ``batch`` at a time, so a long backtest holds no more."""
+        after = 0
+        while True:
+            with self._session() as s:
+                query = (select(Item, Feed).join(Feed, Item.feed_id == Feed.id)
+                         .where(Item.id > after).order_by(Item.id).limit(batch))
+                if since is not None:
+                    query = query.where(Item.fetched_at >= since)
+                if ids is not None:
+                    query = query.where(Item.id.in_(list(ids)))
+                rows = [_stored_item(i, f) for i, f in s.execute(query)]
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
 
     # ------------------------------------------------------------ outbox
 
@@ -323,6 +368,14 @@ def _apply_state(feed: Feed, st: FetchState) -> None:
     else:
         feed.last_error = st.error
         feed.consecutive_failures += 1
+
+
+def _stored_item(i: Item, f: Feed) -> StoredItem:
+    return StoredItem(
+        id=i.id, feed_url=f.url, feed_title=f.title, link=i.link, title=i.title,
+        summary=i.summary, content=i.content, author=i.author, published_at=i.published_at,
+        fetched_at=i.fetched_at,
+    )
 
 
 def _feed_row(f: Feed, items: int = 0) -> FeedRow:

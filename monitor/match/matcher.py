@@ -1,0 +1,153 @@
+"""Every watchlist compiled into one matcher, with an Aho-Corasick prefilter. Pure.
+
+A rule can only be true if one of a few words is in the item: ``Tripoli AND NOT
+Lebanon`` needs ``tripoli``; ``@haftar OR Sarraj`` needs an alias's word or
+``sarraj``; ``a NEAR/5 b`` needs the rarer-looking of the two. ``needs`` computes that
+set of *literals* (a folded word, or a word prefix) for each rule, and one automaton
+holds the literals of every rule of every watchlist. For an item, the automaton scans
+its distinct folded words once and names the candidate rules; only those are evaluated,
+with the same evaluator as ``Watchlist.match``, so the results are the same.
+
+The scan costs about the same for 10 rules as for 10,000: it is linear in the item's
+distinct words plus the literals that occur in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import ahocorasick
+
+from ..text import clitic_forms, key_of
+from .engine import Document
+from .query import ActorRef, And, Node, Not, Or, Term
+from .watchlist import (
+    Rule,
+    Watchlist,
+    WatchlistError,
+    WatchlistMatch,
+    WatchlistSpec,
+    compile_errors,
+    compile_watchlist,
+)
+
+__all__ = ["Literal", "Matcher", "compile_matcher", "needs"]
+
+
+@dataclass(frozen=True, order=True)
+class Literal:
+    """A folded word that must occur in the item, or (``prefix``) begin one of its words."""
+
+    key: str
+    prefix: bool = False
+
+
+def _term_literals(term: Term) -> frozenset[Literal]:
+    first = key_of(term.words[0])
+    # An Arabic first word may carry a joined conjunction or preposition.
+    firsts = {Literal(f, term.prefix) for f in (first, *clitic_forms(first))}
+    if term.prefix:
+        return frozenset(firsts)
+    # Every word of a phrase must be present; the longest is the likeliest to be rare.
+    word = max(term.words, key=len)
+    if word == term.words[0]:
+        return frozenset(firsts)
+    return frozenset({Literal(key_of(word) if term.case_sensitive else word)})
+
+
+def _rarity(lits: frozenset[Literal]) -> tuple[int, int]:
+    """Higher is better: long literals are rarer, and fewer alternatives select less."""
+    return (min(len(lit.key) - 2 * lit.prefix for lit in lits), -len(lits))
+
+
+def needs(node: Node, actors: Mapping[str, tuple[Term, ...]]) -> frozenset[Literal] | None:
+    """Literals one of which must occur for ``node`` to be true; None if none must."""
+    if isinstance(node, Term):
+        return _term_literals(node)
+    if isinstance(node, ActorRef):
+        return frozenset().union(*(_term_literals(t) for t in actors[node.slug]))
+    if isinstance(node, Not):
+        return None
+    if isinstance(node, Or):
+        parts = [needs(o, actors) for o in node.operands]
+        if any(p is None for p in parts):
+            return None
+        return frozenset().union(*(p for p in parts if p is not None))
+    operands: Iterable[Node] = (
+        node.operands if isinstance(node, And) else (node.left, node.right))
+    known = [p for p in (needs(o, actors) for o in operands) if p is not None]
+    return max(known, key=_rarity) if known else None
+
+
+@dataclass(frozen=True, eq=False)
+class Matcher:
+    """Every watchlist's rules behind one prefilter. Build with ``Matcher.of``."""
+
+    watchlists: tuple[Watchlist, ...]
+    rules: tuple[tuple[int, Rule], ...]
+    """Every rule of every watchlist as (watchlist position, rule); an id is a position."""
+    always: frozenset[int]
+    """Rules the prefilter cannot select (none today: a rule needs a present term)."""
+    automaton: ahocorasick.Automaton | None
+
+    @classmethod
+    def of(cls, watchlists: Sequence[Watchlist]) -> Matcher:
+        rules: list[tuple[int, Rule]] = []
+        selects: dict[Literal, list[int]] = {}
+        always: set[int] = set()
+        for w, wl in enumerate(watchlists):
+            for rule in wl.rules:
+                rule_id = len(rules)
+                rules.append((w, rule))
+                lits = needs(rule.node, wl.actors)
+                if lits is None:
+                    always.add(rule_id)
+                    continue
+                for lit in lits:
+                    selects.setdefault(lit, []).append(rule_id)
+        automaton = None
+        if selects:
+            automaton = ahocorasick.Automaton()
+            for lit, ids in selects.items():
+                # Keys are scanned as " key1 key2 … ": a word is " key ", a prefix " key".
+                automaton.add_word(f" {lit.key}" if lit.prefix else f" {lit.key} ", tuple(ids))
+            automaton.make_automaton()
+        return cls(tuple(watchlists), tuple(rules), frozenset(always), automaton)
+
+    def candidates(self, doc: Document) -> set[int]:
+        """Ids of the rules that may match ``doc`` (a superset of those that do)."""
+        found = set(self.always)
+        if self.automaton is None or not doc.fields:
+            return found
+        scan = " ".join(ft.scan for ft in doc.fields.values())
+        for _end, ids in self.automaton.iter(f" {scan} "):
+            found.update(ids)
+        return found
+
+    def match(self, doc: Document) -> list[WatchlistMatch]:
+        """Every watchlist that matches ``doc``, in order; each as ``Watchlist.match``
+        would report it."""
+        by_watchlist: dict[int, list[Rule]] = {}
+        for rule_id in sorted(self.candidates(doc)):
+            w, rule = self.rules[rule_id]
+            by_watchlist.setdefault(w, []).append(rule)
+        out = []
+        for w, rules in by_watchlist.items():
+            m = self.watchlists[w].match_rules(doc, rules)
+            if m is not None:
+                out.append(m)
+        return out
+
+
+def compile_matcher(specs: Sequence[WatchlistSpec]) -> Matcher:
+    """Compile every watchlist, or raise the first error and compile nothing.
+
+    The caller swaps the returned matcher in whole, so a bad edit never half-applies:
+    the matcher already in use stays until a new one compiles completely.
+    """
+    for spec in specs:
+        errors: list[WatchlistError] = compile_errors(spec)
+        if errors:
+            raise errors[0]
+    return Matcher.of([compile_watchlist(spec) for spec in specs])

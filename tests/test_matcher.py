@@ -1,0 +1,134 @@
+"""The compiled matcher: the prefilter selects few rules and never changes a result."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_watchlists
+from monitor.errors import QueryError
+from monitor.match import (
+    ActorSpec,
+    AliasSpec,
+    Document,
+    Matcher,
+    WatchlistMatch,
+    WatchlistSpec,
+    compile_matcher,
+    compile_watchlist,
+)
+from monitor.match.matcher import Literal, needs
+from monitor.match.query import parse
+from monitor.match.watchlist import Watchlist
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "watchlists.yaml"
+
+VOCAB = ["Tripoli", "Libya", "Libyan", "Haftar", "Hifter's", "LNA", "lna", "Berlin",
+         "conference", "Lebanon", "Sarraj", "oil", "port", "Misrata", "Sirte", "ceasefire",
+         "talks", "Cairo", "Ankara", "drone", "طرابلس", "ليبيا", "حفتر", "café", "CAFE",
+         "O'Brien", "Benghazi", "airport", "the", "a", "in", "of", "Trip", "بطرابلس",
+         "والجيش", "الجيش", "لليبيا", "وليبيا"]
+
+
+def random_rule(rng: random.Random, depth: int = 0) -> str:
+    """A rule over VOCAB (so it often matches), with every operator."""
+    def term() -> str:
+        word = rng.choice(VOCAB)
+        shape = rng.random()
+        if shape < 0.15:
+            return f'"{word} {rng.choice(VOCAB)}"'
+        if shape < 0.25:
+            return word[: max(2, len(word) - 2)] + "*"
+        if shape < 0.35:
+            return f"{rng.choice(['title', 'content', 'summary'])}:{word}"
+        if shape < 0.45:
+            return "@actor"
+        return word
+    if depth >= 2:
+        return term()
+    op = rng.random()
+    a, b = random_rule(rng, depth + 1), random_rule(rng, depth + 1)
+    if op < 0.25:
+        return f"({a}) AND ({b})"
+    if op < 0.5:
+        return f"({a}) OR ({b})"
+    if op < 0.6:
+        return f"({a}) AND NOT ({b})"
+    if op < 0.75:
+        return f"({a}) {rng.choice(['NEAR', 'ONEAR'])}/{rng.randint(1, 4)} ({b})"
+    return term()
+
+
+ACTOR = ActorSpec("Khalifa Haftar", "actor", (AliasSpec("Hifter"), AliasSpec("LNA", True),
+                                              AliasSpec("خليفة حفتر")))
+
+
+def random_doc(rng: random.Random) -> Document:
+    def text(n: int) -> str:
+        return " ".join(rng.choice(VOCAB) for _ in range(n))
+    return Document.of(title=text(6), summary=text(rng.randint(0, 12)), content=text(40))
+
+
+def plain(watchlists: list[Watchlist], doc: Document) -> list[WatchlistMatch]:
+    return [m for wl in watchlists if (m := wl.match(doc)) is not None]
+
+
+def test_prefiltered_matching_agrees_with_plain_evaluation(seed_article: str) -> None:
+    rng = random.Random(4)
+    watchlists = [compile_watchlist(spec) for spec in load_watchlists(EXAMPLE)]
+    for n in range(20):
+        rules = tuple(random_rule(rng) for _ in range(25))
+        rules = tuple(r for r in rules if _parses(r))
+        watchlists.append(compile_watchlist(WatchlistSpec(f"w{n}", rules, (ACTOR,))))
+    matcher = Matcher.of(watchlists)
+    docs = [random_doc(rng) for _ in range(200)]
+    docs += [Document.of(title="Libya", content=seed_article),
+             Document.of(title="Tripoli, Lebanon"), Document.of(title="LNA and lna"), Document()]
+    matched = 0
+    for doc in docs:
+        expected = plain(watchlists, doc)
+        assert matcher.match(doc) == expected
+        matched += len(expected)
+    assert matched > 200  # the corpus exercises matches, not only misses
+
+
+def _parses(rule: str) -> bool:
+    try:
+        parse(rule)
+    except QueryError:
+        return False
+    return True
+
+
+def test_only_rules_whose_words_occur_are_candidates() -> None:
+    rules = tuple(f"word{i} AND NOT other{i}" for i in range(1000))
+    matcher = Matcher.of([compile_watchlist(WatchlistSpec("many", rules))])
+    assert matcher.candidates(Document.of(title="nothing to see here")) == set()
+    assert matcher.candidates(Document.of(title="word7 and word500, other7")) == {7, 500}
+    (m,) = matcher.match(Document.of(title="word7 and word500, other7"))
+    assert [r.index for r in m.rules] == [500]
+
+
+@pytest.mark.parametrize(("rule", "literals"), [
+    ("Tripoli AND NOT Lebanon", {Literal("tripoli")}),
+    ("Liby* OR Tripoli", {Literal("liby", prefix=True), Literal("tripoli")}),
+    ('"Berlin conference"', {Literal("conference")}),
+    ("Berlin NEAR/6 conference", {Literal("conference")}),
+    ("@a AND ab", {Literal("hifter"), Literal("lna")}),
+])
+def test_each_rule_needs_one_of_a_few_literals(rule: str, literals: set[Literal]) -> None:
+    wl = compile_watchlist(WatchlistSpec("t", (rule,), (
+        ActorSpec("Hifter", "a", (AliasSpec("LNA", case_sensitive=True),)),)))
+    assert needs(wl.rules[0].node, wl.actors) == literals
+
+
+def test_a_bad_watchlist_compiles_nothing() -> None:
+    good = WatchlistSpec("good", ("Libya",))
+    bad = WatchlistSpec("bad", ("Tripoli AND (Lebanon",))
+    with pytest.raises(QueryError, match="never closed"):
+        compile_matcher([good, bad])
+    matcher = compile_matcher([good])
+    (m,) = matcher.match(Document.of(title="Libya"))
+    assert m.watchlist == "good"
