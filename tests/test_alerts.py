@@ -112,3 +112,8 @@ def test_only_web_links_are_linked() -> None:
         html = render(alert(link=link), "html").body
         assert "href" not in html and "Link:" not in render(alert(link=link)).body
     assert 'href="https://example.org/1"' in render(alert(), "html").body
+
+
+def test_an_absolute_alertfile_path_is_refused_not_silently_made_relative() -> None:
+    with pytest.raises(AlertError, match="takes a path relative to the working directory"):
+        load_channel("x", "alertfile:///var/log/monitor/alerts.log")

@@ -31,7 +31,7 @@ import jinja2
 from ..config import ChannelSettings
 from ..errors import AlertError, Problem
 from ..store import PendingAlert, Store
-from . import targets  # noqa: F401  (registers the alertfile:// target)
+from . import targets  # importing it registers the alertfile:// target
 from .policy import HOUR, Plan, Policy, QuietHours, plan
 from .render import Format, Kind, Message, Renderer
 from .templates import renderer
@@ -101,6 +101,10 @@ def load_channel(name: str, url: str, *, templates: Mapping[str, str] | None = N
     """An apprise object for one channel URL, with its templates; AlertError (without
     the URL) if apprise does not accept it or a template does not compile."""
     _redact_apprise_logs()
+    if url.startswith(f"{targets.SCHEME}:///"):
+        raise AlertError(f"{targets.SCHEME}:// takes a path relative to the working "
+                         f"directory (e.g. {targets.SCHEME}://var/alerts.log), not an "
+                         "absolute one: apprise drops the leading slash")
     notifier = apprise.Apprise()
     if not notifier.add(url):
         scheme = url.split("://", 1)[0] if "://" in url else "(none)"
