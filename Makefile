@@ -43,6 +43,7 @@ systemd-analyze:
 	  else \
 	    echo "warning: systemd-analyze is missing; the unit-file tests will be skipped"; \
 	  fi; }
+
 ## bench-match: items/s of the matcher at 10, 1,000 and 10,000 rules (docs/performance.md)
 bench-match: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.matcher
