@@ -24,7 +24,7 @@ from .errors import ConfigError, MonitorError
 from .match import Document, compile_errors, compile_watchlist, snippet
 from .match.watchlist import WatchlistSpec
 from .service import create_service
-from .store import FeedRow, create, migrate
+from .store import FeedRow, create, exclusive, migrate
 from .text import html_to_text
 
 __all__ = ["main"]
@@ -143,8 +143,12 @@ def _setup_logging(config: Config, verbose: bool) -> None:
 
 def _cmd_run(config: Config, args: argparse.Namespace) -> int:
     if args.once:
-        app = build(config)
-        report = asyncio.run(run_once(app))
+        lock = exclusive(config.settings.database.url.get_secret_value())
+        try:
+            report = asyncio.run(run_once(build(config)))
+        finally:
+            if lock is not None:
+                lock.release()
         print(report.summary())
         for p in report.polls:
             if not p.ok:

@@ -1,5 +1,6 @@
 """Storage: SQLAlchemy models, Alembic migrations and the Store. SQLite by default."""
 
+from .cluster import ExclusiveLock, exclusive
 from .db import create, migrate, schema_status
 from .housekeeping import Pruned, StoreStats
 from .repo import (
@@ -14,6 +15,7 @@ from .repo import (
 )
 
 __all__ = [
+    "ExclusiveLock",
     "FeedRow",
     "FetchState",
     "NewItem",
@@ -25,6 +27,7 @@ __all__ = [
     "Store",
     "StoreStats",
     "create",
+    "exclusive",
     "migrate",
     "schema_status",
 ]
