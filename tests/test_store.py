@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -16,10 +16,12 @@ NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    e = create(f"sqlite:///{tmp_path / 'sub' / 'monitor.db'}")
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated database on each backend (SQLite, and PostgreSQL where one answers)."""
+    e = create(db_url)
     migrate(e)
-    return e
+    yield e
+    e.dispose()
 
 
 @pytest.fixture
