@@ -130,7 +130,7 @@ def test_a_second_daemon_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'monitor.db'}"
     first = exclusive(url)
     assert first is not None
-    with pytest.raises(StoreError, match="another monitor daemon .* is running on the SQLite"):
+    with pytest.raises(StoreError, match=r"another monitor daemon .* is running on the SQLite"):
         exclusive(url)
     first.release()
     second = exclusive(url)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, func, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -29,7 +29,7 @@ from ..errors import StoreError
 from .models import Feed, SharedConfig
 
 __all__ = ["ExclusiveLock", "claim_feeds", "exclusive", "lock_key", "once", "publish",
-           "release_feeds", "shared", "shared_version"]
+           "release_feeds", "serialize", "shared", "shared_version"]
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -71,6 +71,15 @@ def release_feeds(engine: Engine, owner: str, ids: list[int]) -> None:
                       .values(lease_owner=None, lease_until=None))
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot release feeds: {type(exc).__name__}") from exc
+
+
+def serialize(conn: Connection | Session, name: str) -> None:
+    """Hold the transaction-level advisory lock ``name`` until the transaction ends, on
+    PostgreSQL: workers starting together migrate and load their settings one at a
+    time instead of racing on the same rows. Nothing on SQLite (one writer anyway)."""
+    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
+    if dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(lock_key(name))))
 
 
 def lock_key(name: str) -> int:

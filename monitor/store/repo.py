@@ -123,6 +123,7 @@ class Store(OutboxStore):
         wanted = {url: (title, interval) for url, title, interval in feeds}
         try:
             with self._session() as s, s.begin():
+                cluster.serialize(s, "sync-config")
                 existing = {f.url: f for f in s.scalars(select(Feed))}
                 for url, (title, interval) in wanted.items():
                     row = existing.get(url)
@@ -145,6 +146,7 @@ class Store(OutboxStore):
         """Store each watchlist's definition by name (a record of what matched what)."""
         try:
             with self._session() as s, s.begin():
+                cluster.serialize(s, "sync-config")
                 existing = {w.name: w for w in s.scalars(select(Watchlist))}
                 for name, definition in definitions.items():
                     row = existing.get(name)
