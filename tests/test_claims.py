@@ -137,3 +137,50 @@ def test_a_second_daemon_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
     assert second is not None
     second.release()
     assert exclusive("postgresql+psycopg://u@127.0.0.1/db") is None
+
+
+def test_watchlists_published_by_one_worker_reach_the_others(db_url: str,
+                                                              tmp_path: Path) -> None:
+    from conftest import Workspace
+
+    from monitor.config import load_config
+    from monitor.daemon import Jobs, build
+    from monitor.match import Document
+
+    ws = Workspace(tmp_path)
+    ws.write(feeds=[], extra="", watchlists="watchlists:\n  - name: libya\n"
+                                            "    rules: [Libya]\n")
+    text_ = ws.config.read_text().replace(f'url = "sqlite:///{ws.db}"', f'url = "{db_url}"')
+    ws.config.write_text(text_)
+    first = build(load_config(ws.config))
+    jobs = Jobs(first, first.fetcher())
+    jobs.follow_watchlists()  # nothing new: the same version
+    tripoli = Document.of(title="Clashes in Tripoli", summary="", content="")
+    assert first.watchlists[0].match(tripoli) is None
+
+    (tmp_path / "watchlists.yaml").write_text("watchlists:\n  - name: libya\n"
+                                              "    rules: [Libya, Tripoli]\n")
+    second = build(load_config(ws.config), migrate_schema=False)  # another worker's reload
+    assert second.watchlists_version == (first.watchlists_version or 0) + 1
+    jobs.follow_watchlists()
+    assert first.watchlists_version == second.watchlists_version
+    assert jobs.poller.watchlists[0].match(tripoli) is not None
+    first.store.engine.dispose()
+    second.store.engine.dispose()
+
+
+def test_monitor_run_refuses_a_second_daemon_on_a_sqlite_file(tmp_path: Path) -> None:
+    from conftest import Workspace
+
+    ws = Workspace(tmp_path)
+    ws.write(feeds=[])
+    held = exclusive(f"sqlite:///{ws.db}")  # the first daemon
+    try:
+        result = ws.monitor("run", "--once")
+    finally:
+        assert held is not None
+        held.release()
+    assert result.code == 1
+    assert "another monitor daemon (pid " in result.err
+    assert "SQLite serves one daemon" in result.err
+    assert ws.monitor("run", "--once").code == 0
