@@ -47,8 +47,13 @@ class PostgresServer:
         return self.url.set(database=name)
 
     def drop(self, url: URL) -> None:
+        """Drop the test's database, whatever is still connected to it (a killed
+        worker's connections included)."""
         with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :name AND pid <> pg_backend_pid()"),
+                         {"name": url.database})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}"'))
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,8 @@ from sqlalchemy.exc import ProgrammingError
 
 FEEDS = 300
 WORKERS = 3
-LEASE = 4  # seconds: short, so the kill test does not wait long for the takeover
+LEASE = 60  # seconds: a slow CI machine never lets a claim lapse in the two-cycle test
+KILL_LEASE = 10  # seconds: short, so the kill test does not wait long for the takeover
 WATCHLISTS = "watchlists:\n  - name: libya\n    rules: [Libya]\n"
 WORDS = [f"w{n:03d}x" for n in range(2000)]
 
@@ -61,18 +62,22 @@ class Cluster:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.killed: set[subprocess.Popen[bytes]] = set()
         self.engine: Engine = create_engine(url)
+        self.configure(LEASE)
+
+    def configure(self, lease: int) -> None:
+        """Settings for the workers: fetches time out 2 s before the lease ends."""
         lines = [
             'watchlists = "watchlists.yaml"',
-            "[database]", f'url = "{url}"', f'lease = "{LEASE}s"', "claim_batch = 20",
-            "[fetch]", 'timeout = "3s"', "check_every = 0.3", "concurrency = 10",
+            "[database]", f'url = "{self.url}"', f'lease = "{lease}s"', "claim_batch = 20",
+            "[fetch]", f'timeout = "{lease - 2}s"', "check_every = 0.3", "concurrency = 10",
             'allow_private_networks = ["127.0.0.1/32"]',
-            "[[channel]]", 'name = "desk"', f"url = 'json://127.0.0.1:{rx.port}/alerts'",
-            'watchlists = ["libya"]',
+            "[[channel]]", 'name = "desk"',
+            f"url = 'json://127.0.0.1:{self.rx.port}/alerts'", 'watchlists = ["libya"]',
         ]
         for i in range(FEEDS):
-            lines += ["[[feed]]", f'url = "{server.url(f"/f/{i}")}"']
-        (root / "monitor.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        (root / "watchlists.yaml").write_text(WATCHLISTS, encoding="utf-8")
+            lines += ["[[feed]]", f'url = "{self.server.url(f"/f/{i}")}"']
+        (self.root / "monitor.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (self.root / "watchlists.yaml").write_text(WATCHLISTS, encoding="utf-8")
 
     def serve(self, cycle: int, handler: Callable[[BaseHTTPRequestHandler], None] | None
               = None) -> None:
@@ -191,6 +196,7 @@ def test_a_worker_killed_mid_cycle_leaves_its_feeds_to_the_others(cluster: Clust
         h.end_headers()
         h.wfile.write(route.body)
 
+    cluster.configure(KILL_LEASE)
     cluster.serve(0, handler=held)
     cluster.start(WORKERS)
     # every worker has claimed a batch and is fetching it: the server holds the requests
