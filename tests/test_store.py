@@ -128,3 +128,18 @@ def test_due_feeds_follow_next_check(store: Store) -> None:
 def test_datetimes_come_back_aware(store: Store) -> None:
     (feed,) = store.feeds()
     assert feed.next_check_at == NOW and feed.next_check_at.tzinfo is not None
+
+
+def test_every_migration_downgrades_and_upgrades_again(engine: Engine) -> None:
+    from alembic import command
+
+    from monitor.store.db import _alembic_config
+
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    assert schema_status(engine)[0] is None
+    migrate(engine)
+    test_migrations_build_the_schema_the_models_describe(engine)
