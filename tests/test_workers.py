@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import pytest
 from servers import FeedServer, Receiver, Route, rss
@@ -36,15 +37,16 @@ WATCHLISTS = "watchlists:\n  - name: libya\n    rules: [Libya]\n"
 WORDS = [f"w{n:03d}x" for n in range(2000)]
 
 
-def body(feed: int, cycle: int) -> str:
-    """A feed of one item per cycle so far; every tenth feed's items name Libya. Bodies
-    are random words, so no two alerts are one story (stories alert once)."""
+def body(feed: int, cycle: int, word: str = "Libya", every: int = 0) -> str:
+    """A feed of one item per cycle so far; every tenth feed's items name Libya (or,
+    from cycle 1, ``word`` in the feeds whose number ends in ``every``). Bodies are
+    random words, so no two alerts are one story (stories alert once)."""
     items = []
     for c in range(cycle + 1):
         rnd = random.Random(feed * 10 + c)
         text_ = " ".join(rnd.choice(WORDS) for _ in range(40))
-        if feed % 10 == 0:
-            text_ = f"Libya {text_}"
+        if feed % 10 == (every if c else 0):
+            text_ = f"{word if c else 'Libya'} {text_}"
         items.append({"title": f"feed {feed} item {c}", "guid": f"{feed}-{c}",
                       "description": text_})
     return rss(*items)
@@ -80,9 +82,9 @@ class Cluster:
         (self.root / "watchlists.yaml").write_text(WATCHLISTS, encoding="utf-8")
 
     def serve(self, cycle: int, handler: Callable[[BaseHTTPRequestHandler], None] | None
-              = None) -> None:
+              = None, **kw: Any) -> None:
         for i in range(FEEDS):
-            self.server.serve(f"/f/{i}", body(i, cycle))
+            self.server.serve(f"/f/{i}", body(i, cycle, **kw))
             if handler is not None:
                 self.server.routes[f"/f/{i}"].handler = handler
 
@@ -227,3 +229,28 @@ def test_a_worker_killed_mid_cycle_leaves_its_feeds_to_the_others(cluster: Clust
     assert titles(cluster.delivered()) == Counter(alerting(0))
     assert cluster.scalar("SELECT count(*) FROM items") == FEEDS
     assert cluster.scalar("SELECT count(*) FROM outbox WHERE status <> 'sent'") == 0
+
+
+def test_watchlists_reloaded_on_one_worker_reach_the_others(cluster: Cluster) -> None:
+    cluster.serve(0)
+    cluster.start(2)
+    cluster.wait("cycle 1", cluster.cycle_done(len(alerting(0))))
+
+    (cluster.root / "watchlists.yaml").write_text(
+        "watchlists:\n  - name: libya\n    rules: [Libya, Benghazi]\n", encoding="utf-8")
+    editor, other = cluster.procs
+    editor.send_signal(signal.SIGHUP)  # the admin reloads one worker only
+    log = cluster.root / "worker1.log"
+    cluster.wait("the other worker to load the new watchlists",
+                 lambda: "watchlists changed by another worker" in log.read_text())
+    editor.send_signal(signal.SIGTERM)  # from now on, only the other worker polls
+    editor.wait(30)
+    cluster.killed.add(editor)
+
+    cluster.serve(1, word="Benghazi", every=5)
+    with cluster.engine.begin() as conn:
+        conn.execute(text("UPDATE feeds SET next_check_at = now() AT TIME ZONE 'UTC'"))
+    benghazi = {f"feed {f} item 1" for f in range(5, FEEDS, 10)}
+    cluster.wait("cycle 2", cluster.cycle_done(len(alerting(0)) + len(benghazi)))
+    assert titles(cluster.delivered()) == Counter(alerting(0) | benghazi)
+    assert other.poll() is None
