@@ -1,10 +1,11 @@
 """The daemon: one factory wires the parts; APScheduler (3.x, asyncio) runs the loop.
 
 Scheduling is kept in the database: each feed has a ``next_check_at``. A tick every few
-seconds starts a poll for each feed that is due and not already in flight, so intervals
-survive restarts and a slow feed never holds up the others. A second job sends the
-outbox; a daily one applies retention. Signals, reloads, sd_notify and the web side live
-in ``service``.
+seconds claims the feeds that are due (under a lease, so several workers on PostgreSQL
+share them) and starts a poll for each, so intervals survive restarts and a slow feed
+never holds up the others. The tick also loads the watchlists another worker published.
+A second job sends the outbox; a daily one applies retention (once across workers).
+Signals, reloads, sd_notify and the web side live in ``service``.
 """
 
 from __future__ import annotations
