@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/monitor.toml
 
-.PHONY: run test lint bench-fetch bench-match clean systemd-analyze
+.PHONY: run test lint bench-fetch bench-match bench-scale clean systemd-analyze
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 ## bench-fetch: poll cycles of 1,000 and 10,000 local feeds, monitor against reader
 bench-fetch: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.fetch_cycle $(BENCH_ARGS)
+
+## bench-scale: poll cycles with 1, 2 and 4 workers sharing one PostgreSQL (MONITOR_TEST_PG_URL)
+bench-scale: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.scale $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -27,7 +27,7 @@ from .config import Config, default_config_path, load_config
 from .daemon import build, run_once, schedule_problems
 from .errors import ConfigError, MonitorError
 from .service import create_service
-from .store import FeedRow, create, migrate
+from .store import FeedRow, create, exclusive, migrate
 
 __all__ = ["main"]
 
@@ -169,8 +169,12 @@ def _setup_logging(config: Config, verbose: bool) -> None:
 
 def _cmd_run(config: Config, args: argparse.Namespace) -> int:
     if args.once:
-        app = build(config)
-        report = asyncio.run(run_once(app))
+        lock = exclusive(config.settings.database.url.get_secret_value())
+        try:
+            report = asyncio.run(run_once(build(config)))
+        finally:
+            if lock is not None:
+                lock.release()
         print(report.summary())
         for p in report.polls:
             if not p.ok:

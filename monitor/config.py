@@ -111,6 +111,11 @@ class FetchSettings(_Model):
 
 class DatabaseSettings(_Model):
     url: SecretStr = SecretStr("sqlite:///var/monitor.db")
+    lease: Duration = timedelta(minutes=5)
+    """How long a worker's claim on a feed lasts: a worker that dies mid-poll leaves
+    its feeds to the others after this. Must outlast ``[fetch] timeout``."""
+    claim_batch: int = Field(default=0, ge=0, le=10_000)
+    """Feeds claimed per tick at most (0: twice ``[fetch] concurrency``)."""
 
 
 class FeedSettings(_Model):
@@ -259,6 +264,14 @@ class Settings(_Model):
     retention: RetentionSettings = RetentionSettings()
     feed: list[FeedSettings] = []
     channel: list[ChannelSettings] = []
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_fetch(self) -> Settings:
+        if self.database.lease <= self.fetch.timeout:
+            raise ValueError(
+                f"database.lease ({self.database.lease}) must be longer than fetch.timeout "
+                f"({self.fetch.timeout}): a claim must outlast the poll it covers")
+        return self
 
 
 # ---------------------------------------------------------------- watchlists file

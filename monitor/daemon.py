@@ -1,10 +1,11 @@
 """The daemon: one factory wires the parts; APScheduler (3.x, asyncio) runs the loop.
 
 Scheduling is kept in the database: each feed has a ``next_check_at``. A tick every few
-seconds starts a poll for each feed that is due and not already in flight, so intervals
-survive restarts and a slow feed never holds up the others. A second job sends the
-outbox; a daily one applies retention. Signals, reloads, sd_notify and the web side live
-in ``service``.
+seconds claims the feeds that are due (under a lease, so several workers on PostgreSQL
+share them) and starts a poll for each, so intervals survive restarts and a slow feed
+never holds up the others. The tick also loads the watchlists another worker published.
+A second job sends the outbox; a daily one applies retention (once across workers).
+Signals, reloads, sd_notify and the web side live in ``service``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,7 +39,7 @@ from .errors import AlertError, ConfigError, Problem, StoreError
 from .feed_health import health_notices
 from .fetch import FeedAuth, Fetcher
 from .health import Heartbeat
-from .match import Watchlist, compile_watchlist
+from .match import ActorSpec, AliasSpec, Matcher, Watchlist, WatchlistSpec, compile_watchlist
 from .metrics import Metrics
 from .poll import FeedOptions, Poller, PollReport
 from .store import Store, create, migrate, schema_status
@@ -50,6 +54,7 @@ __all__ = [
     "schedule_problems",
     "send_health_notices",
     "stop_timeout",
+    "worker_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,6 +71,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def worker_id() -> str:
+    """This process among the workers: ``host:pid:random`` (the random part tells a
+    restarted process from a dead one that had the same pid, as in containers)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+WATCHLISTS = "watchlists"
+"""The shared setting that carries the watchlists in force to every worker."""
+
+
+def spec_of(definition: dict[str, Any]) -> WatchlistSpec:
+    """A watchlist as ``dataclasses.asdict`` stored it in the database, back."""
+    return WatchlistSpec(
+        name=definition["name"], rules=tuple(definition["rules"]),
+        description=definition.get("description", ""),
+        actors=tuple(ActorSpec(a["name"], a["slug"],
+                               tuple(AliasSpec(al["text"], al.get("case_sensitive", False))
+                                     for al in a.get("aliases", ())))
+                     for a in definition.get("actors", ())))
+
+
 @dataclass
 class App:
     """The wired daemon: configuration, store, compiled watchlists, channels."""
@@ -75,6 +101,10 @@ class App:
     watchlists: list[Watchlist]
     channels: list[Channel]
     clock: Clock = utcnow
+    worker: str = field(default_factory=worker_id)
+    """This process's name on its claims (feeds) and publications."""
+    watchlists_version: int | None = None
+    """The version of the shared watchlists these are (``Store.publish``)."""
 
     @property
     def routes(self) -> dict[str, tuple[str, ...]]:
@@ -95,10 +125,12 @@ class App:
                        concurrency=f.concurrency, user_agent=f.user_agent,
                        allow_private_networks=f.allow_private_networks, per_host=f.per_host)
 
-    def poller(self, fetcher: Fetcher) -> Poller:
+    def poller(self, fetcher: Fetcher, owner: str | None = None) -> Poller:
+        """With ``owner``, each poll's write must hold that worker's claim on the feed."""
         return Poller(self.store, fetcher, self.watchlists, self.routes, self.feed_options,
                       min_rules=self.min_rules,
-                      story_window=self.config.settings.alerts.story_window)
+                      story_window=self.config.settings.alerts.story_window,
+                      owner=owner)
 
     @property
     def feed_options(self) -> dict[str, FeedOptions]:
@@ -156,10 +188,12 @@ def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True)
                              "restart monitor to migrate it")
     store = Store(engine)
     now = clock()
+    worker = worker_id()
     store.sync_feeds(((f.url, f.title, config.interval(f)) for f in config.feeds), now)
     store.sync_watchlists({w.name: asdict(w) for w in config.watchlists}, now)
+    version = store.publish(WATCHLISTS, [asdict(w) for w in config.watchlists], now, worker)
     watchlists = [compile_watchlist(spec) for spec in config.watchlists]
-    return App(config, store, watchlists, channels, clock)
+    return App(config, store, watchlists, channels, clock, worker, version)
 
 
 def digest_trigger(schedule: str, timezone: str) -> CronTrigger:
@@ -239,12 +273,14 @@ class Jobs:
     def __init__(self, app: App, fetcher: Fetcher, *, metrics: Metrics | None = None,
                  heartbeat: Heartbeat | None = None) -> None:
         self.app = app
-        self.poller = app.poller(fetcher)
+        self.poller = app.poller(fetcher, owner=app.worker)
         self.dispatcher = app.dispatcher(on_counts=self._observe_dispatch)
         self.metrics = metrics
         self.heartbeat = heartbeat
         self.inflight: dict[int, asyncio.Task[PollReport]] = {}
-        self.limit = app.config.settings.fetch.concurrency * 2
+        db = app.config.settings.database
+        self.limit = db.claim_batch or app.config.settings.fetch.concurrency * 2
+        self.lease = db.lease
         self.polls_done = 0
         self.alerts_sent = 0
         self.scheduler: AsyncIOScheduler | None = None
@@ -284,20 +320,46 @@ class Jobs:
             self.heartbeat.beat()
         if self.metrics is not None:
             self.metrics.last_tick.set_to_current_time()
+        self.follow_watchlists()
         room = self.limit - len(self.inflight)
         if room <= 0:
             return
         now = self.app.clock()
-        for feed in self.app.store.due_feeds(now, room + len(self.inflight)):
-            if feed.id in self.inflight or len(self.inflight) >= self.limit:
+        for feed in self.app.store.claim_due_feeds(self.app.worker, now, self.lease, room):
+            if feed.id in self.inflight:  # our own claim outlived by a slow poll
                 continue
             task = asyncio.create_task(self.poller.poll(feed, now), name=f"poll {feed.url}")
             self.inflight[feed.id] = task
             task.add_done_callback(functools.partial(self._done, feed.id))
 
+    def follow_watchlists(self) -> None:
+        """Load the shared watchlists when another worker published new ones (one read
+        of a version number per tick; the value only when it moved)."""
+        try:
+            version = self.app.store.shared_version(WATCHLISTS)
+            if version is None or version == self.app.watchlists_version:
+                return
+            found = self.app.store.shared(WATCHLISTS)
+            if found is None:
+                return
+            version, value = found
+            watchlists = [compile_watchlist(spec_of(d)) for d in value]
+        except (StoreError, KeyError, TypeError, ValueError) as exc:
+            log.error("could not load the watchlists another worker published: %s", exc)
+            return
+        self.app.watchlists = watchlists
+        self.app.watchlists_version = version
+        self.poller.matcher = Matcher.of(watchlists)
+        log.info("watchlists changed by another worker: now version %d (%s)", version,
+                 ", ".join(w.name for w in watchlists))
+
     def _done(self, feed_id: int, task: asyncio.Task[PollReport]) -> None:
         self.inflight.pop(feed_id, None)
-        if task.cancelled():
+        if task.cancelled():  # stopped mid-poll: nothing written, give the feed back now
+            try:
+                self.app.store.release_feeds(self.app.worker, [feed_id])
+            except StoreError as exc:
+                log.warning("feed %d stays claimed until its lease ends: %s", feed_id, exc)
             return
         if task.exception() is not None:
             log.error("poll of feed %d crashed", feed_id, exc_info=task.exception())
@@ -310,7 +372,10 @@ class Jobs:
         self.dispatcher.start(self.app.clock())  # a task per idle channel; returns at once
 
     async def send_digest(self, channel: str) -> None:
-        self._observe_dispatch(await self.dispatcher.send_digest(channel, self.app.clock()))
+        with self.app.store.once(f"digest:{channel}") as mine:
+            if mine:
+                self._observe_dispatch(await self.dispatcher.send_digest(channel,
+                                                                         self.app.clock()))
 
     def _observe_dispatch(self, counts: DispatchCounts) -> None:
         self.alerts_sent += counts.sent
@@ -318,13 +383,19 @@ class Jobs:
             self.metrics.observe_dispatch(counts)
 
     async def check_feed_health(self) -> None:
-        await send_health_notices(self.app)
+        with self.app.store.once("feed-health") as mine:
+            if mine:
+                await send_health_notices(self.app)
 
     async def prune(self) -> None:
         r = self.app.config.settings.retention
         now = self.app.clock()
-        pruned = await asyncio.to_thread(self.app.store.prune, now - r.items,
-                                         now - r.matched_items)
+        with self.app.store.once("retention") as mine:
+            if not mine:
+                log.info("retention: another worker is applying it")
+                return
+            pruned = await asyncio.to_thread(self.app.store.prune, now - r.items,
+                                             now - r.matched_items)
         if pruned.unmatched or pruned.matched:
             log.info("retention: deleted %d unmatched and %d matched items",
                      pruned.unmatched, pruned.matched)

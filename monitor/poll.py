@@ -86,8 +86,11 @@ class Poller:
                  options: Mapping[str, FeedOptions] | None = None,
                  jitter: Callable[[], float] = random.random, *,
                  min_rules: Mapping[str, int] | None = None,
-                 story_window: timedelta = timedelta(hours=48)) -> None:
+                 story_window: timedelta = timedelta(hours=48),
+                 owner: str | None = None) -> None:
         self.store = store
+        self.owner = owner
+        """The worker whose claims this poller's writes must hold (None: no claims)."""
         self.fetcher = fetcher
         self.matcher = Matcher.of(watchlists)
         self.routes = routes
@@ -178,7 +181,7 @@ class Poller:
     def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem],
                 result: FetchResult, seen: list[str] | None = None) -> PollReport:
         counts = self.store.record_poll(feed.id, state, items, seen or [],
-                                        story_window=self.story_window)
+                                        story_window=self.story_window, owner=self.owner)
         if state.ok:
             log.info("polled %s: %s, %d new items, %d matches", feed.url,
                      state.status, counts.new_items, counts.matches)

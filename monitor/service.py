@@ -26,7 +26,7 @@ from .errors import ConfigError, MonitorError
 from .health import HealthReport, Heartbeat, check_health
 from .metrics import Metrics
 from .sdnotify import Notifier
-from .store import StoreStats
+from .store import ExclusiveLock, StoreStats, exclusive
 from .web import WebServer
 
 __all__ = ["Service", "create_service"]
@@ -45,8 +45,11 @@ class Service:
     """
 
     def __init__(self, app: App, load: Loader, *, notifier: Notifier, metrics: Metrics,
-                 on_reload: Callable[[App], None] | None = None) -> None:
+                 on_reload: Callable[[App], None] | None = None,
+                 lock: ExclusiveLock | None = None) -> None:
         self.app = app
+        self.lock = lock
+        """The SQLite lock file this daemon holds (``store.exclusive``), released at exit."""
         self.load = load
         self.notifier = notifier
         self.metrics = metrics
@@ -101,6 +104,8 @@ class Service:
                 self.web.close()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            if self.lock is not None:
+                self.lock.release()
             log.info("stopped")
 
     async def reload(self) -> bool:
@@ -179,11 +184,21 @@ class Service:
 
 def create_service(config: Config, environ: Mapping[str, str], *,
                    on_reload: Callable[[App], None] | None = None) -> Service:
-    """The daemon as ``monitor run`` wires it: the App built from ``config`` (database
-    migrated), reloads from the same files, sd_notify from ``environ``, fresh metrics."""
+    """The daemon as ``monitor run`` wires it: on SQLite the database's lock file taken
+    (a second daemon is refused with StoreError), the App built from ``config``
+    (database migrated), reloads from the same files, sd_notify from ``environ``, fresh
+    metrics."""
     path = config.path
-    return Service(build(config), lambda: build(load_config(path), migrate_schema=False),
-                   notifier=Notifier(environ), metrics=Metrics(), on_reload=on_reload)
+    lock = exclusive(config.settings.database.url.get_secret_value())
+    try:
+        app = build(config)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return Service(app, lambda: build(load_config(path), migrate_schema=False),
+                   notifier=Notifier(environ), metrics=Metrics(), on_reload=on_reload,
+                   lock=lock)
 
 
 class _Source:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -9,10 +10,80 @@ from pathlib import Path
 
 import pytest
 from servers import FeedServer, SmtpServer
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
 DATA = Path(__file__).resolve().parent / "data"
+
+
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+class PostgresServer:
+    """The PostgreSQL of ``MONITOR_TEST_PG_URL``: each test gets a database of its own,
+    created empty and dropped after, so parallel runs and CI never see each other."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.admin = create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=None)
+
+    def reason(self) -> str | None:
+        """Why PostgreSQL cannot be used here, or None."""
+        try:
+            with self.admin.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, ImportError) as exc:
+            return (f"no PostgreSQL answers at {self.url.render_as_string(hide_password=True)}"
+                    f" ({type(exc).__name__}); set MONITOR_TEST_PG_URL to run these tests")
+        return None
+
+    def create(self) -> URL:
+        name = f"monitor_test_{os.getpid()}_{secrets.token_hex(4)}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        return self.url.set(database=name)
+
+    def drop(self, url: URL) -> None:
+        """Drop the test's database, whatever is still connected to it (a killed
+        worker's connections included)."""
+        with self.admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :name AND pid <> pg_backend_pid()"),
+                         {"name": url.database})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}"'))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """The test PostgreSQL; skips the test, with the reason, where none answers."""
+    server = PostgresServer(os.environ.get("MONITOR_TEST_PG_URL", PG_DEFAULT))
+    reason = server.reason()
+    if reason is not None:
+        server.admin.dispose()
+        pytest.skip(reason)
+    yield server
+    server.admin.dispose()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    """The URL of an empty PostgreSQL database of this test's own."""
+    url = postgres.create()
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        postgres.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on each backend: the store's contract holds on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sub' / 'monitor.db'}"
+    return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture

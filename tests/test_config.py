@@ -39,3 +39,17 @@ def test_a_missing_feed_secret_names_the_field(workspace: Workspace) -> None:
         load_config(workspace.config)
     assert [str(p) for p in exc.value.problems] == [
         "monitor.toml: feed[0].headers.Authorization: environment variable NOPE is not set"]
+
+
+def test_a_feed_lease_shorter_than_a_fetch_is_refused(workspace: Workspace) -> None:
+    workspace.write(feeds=[])
+    text = workspace.config.read_text()
+    workspace.config.write_text(text.replace("[database]\n", '[database]\nlease = "5s"\n'))
+    with pytest.raises(ConfigError) as exc:
+        load_config(workspace.config)
+    assert "database.lease (0:00:05) must be longer than fetch.timeout (0:00:05)" in str(
+        exc.value.problems[0])
+    workspace.config.write_text(text.replace("[database]\n",
+                                             '[database]\nlease = "6s"\nclaim_batch = 7\n'))
+    database = load_config(workspace.config).settings.database
+    assert (database.lease.total_seconds(), database.claim_batch) == (6, 7)

@@ -14,6 +14,7 @@ HOMES = {
     "feedparser": {"parse.py"},
     "sqlalchemy": {"store/"},
     "alembic": {"store/"},
+    "psycopg": {"store/"},
     "apprise": {"alerts/"},
     "jinja2": {"alerts/"},
     "apscheduler": {"daemon.py"},

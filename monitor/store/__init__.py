@@ -1,5 +1,6 @@
 """Storage: SQLAlchemy models, Alembic migrations and the Store. SQLite by default."""
 
+from .cluster import ExclusiveLock, exclusive
 from .db import create, migrate, schema_status
 from .housekeeping import Pruned, StoreStats
 from .repo import (
@@ -15,6 +16,7 @@ from .repo import (
 )
 
 __all__ = [
+    "ExclusiveLock",
     "FeedRow",
     "FetchState",
     "NewItem",
@@ -27,6 +29,7 @@ __all__ = [
     "StoreStats",
     "StoredItem",
     "create",
+    "exclusive",
     "migrate",
     "schema_status",
 ]

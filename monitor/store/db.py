@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
+from .cluster import serialize
 
 __all__ = ["create", "migrate", "schema_status"]
 
@@ -85,6 +86,8 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
     if current != head:
         cfg = _alembic_config()
         with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            serialize(conn, "migrate")  # workers starting together: one migrates
+            if MigrationContext.configure(conn).get_current_revision() != head:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
     return current, head

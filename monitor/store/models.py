@@ -22,7 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "Feed", "Item", "Match", "Outbox", "UTCDateTime", "Watchlist"]
+__all__ = ["Base", "Feed", "Item", "Match", "Outbox", "SharedConfig", "UTCDateTime", "Watchlist"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -81,6 +81,11 @@ class Feed(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
+    # the claim of a worker polling the feed (several workers on PostgreSQL)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    """The worker polling the feed now (None: nobody)."""
+    lease_until: Mapped[datetime | None]
+    """When that claim expires and another worker may take the feed over."""
 
 
 class Item(Base):
@@ -159,3 +164,20 @@ class Outbox(Base):
     """The message that carried the row: alone, in a digest or in a summary."""
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class SharedConfig(Base):
+    """What every worker must run with, published by the process that loaded it:
+    ``watchlists`` holds the watchlist definitions in force. Each worker compares
+    ``version`` with its own at every tick and loads the new value when it moved."""
+
+    __tablename__ = "shared_config"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the value's canonical JSON: publishing the same value is no change."""
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200))
+    """The worker that published it (host:pid)."""

@@ -112,20 +112,29 @@ class OutboxStore:
     def claim(self, ids: Iterable[int], now: datetime, lease_until: datetime) -> list[int]:
         """Take the rows for sending: those still pending, or sending under an expired
         lease. Counts the attempt before it is made, so a message that kills the process
-        still runs out of attempts. Returns the ids claimed."""
-        claimed = []
+        still runs out of attempts. Returns the ids claimed: with several workers, each
+        row goes to one of them."""
+        ids = list(ids)
+        claimable = or_(Outbox.status == "pending",
+                        and_(Outbox.status == "sending", Outbox.lease_until <= now))
+        claim = dict(status="sending", lease_until=lease_until, attempts=Outbox.attempts + 1)
         with self._session() as s, s.begin():
+            if self.engine.dialect.name == "postgresql":
+                # several workers: a row another worker is claiming right now is
+                # skipped, not waited for; the rows locked here are ours to update
+                free = set(s.scalars(select(Outbox.id).where(Outbox.id.in_(ids), claimable)
+                                     .with_for_update(skip_locked=True)))
+                if free:
+                    s.execute(update(Outbox).where(Outbox.id.in_(free)).values(**claim))
+                return [i for i in ids if i in free]
+            # SQLite: one writer at a time; each conditional UPDATE says if it took the row
+            claimed = []
             for outbox_id in ids:
-                result = s.execute(
-                    update(Outbox)
-                    .where(Outbox.id == outbox_id,
-                           or_(Outbox.status == "pending",
-                               and_(Outbox.status == "sending", Outbox.lease_until <= now)))
-                    .values(status="sending", lease_until=lease_until,
-                            attempts=Outbox.attempts + 1))
+                result = s.execute(update(Outbox).where(Outbox.id == outbox_id, claimable)
+                                   .values(**claim))
                 if result.rowcount:  # type: ignore[attr-defined]
                     claimed.append(outbox_id)
-        return claimed
+            return claimed
 
     def mark_sent(self, ids: Iterable[int], now: datetime, batch: str | None = None) -> None:
         ids = list(ids)

@@ -8,6 +8,7 @@ items, their matches and their outbox rows together: all of them or none.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..dedup import StoryCandidate, StoryKeys, find_story
 from ..errors import StoreError
-from . import housekeeping
+from . import cluster, housekeeping
 from .housekeeping import Pruned, StoreStats
 from .models import Feed, Item, Match, Outbox, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
@@ -139,6 +140,7 @@ class Store(OutboxStore):
         wanted = {url: (title, interval) for url, title, interval in feeds}
         try:
             with self._session() as s, s.begin():
+                cluster.serialize(s, "sync-config")
                 existing = {f.url: f for f in s.scalars(select(Feed))}
                 for url, (title, interval) in wanted.items():
                     row = existing.get(url)
@@ -161,6 +163,7 @@ class Store(OutboxStore):
         """Store each watchlist's definition by name (a record of what matched what)."""
         try:
             with self._session() as s, s.begin():
+                cluster.serialize(s, "sync-config")
                 existing = {w.name: w for w in s.scalars(select(Watchlist))}
                 for name, definition in definitions.items():
                     row = existing.get(name)
@@ -191,6 +194,20 @@ class Store(OutboxStore):
             )
             return [_feed_row(f) for f in s.scalars(query)]
 
+    def claim_due_feeds(self, owner: str, now: datetime, lease: timedelta,
+                        limit: int) -> list[FeedRow]:
+        """Claim due feeds for ``owner`` under a lease (``cluster.claim_feeds``): with
+        several workers on PostgreSQL each gets its own, none waits for another."""
+        ids = cluster.claim_feeds(self.engine, owner, now, lease, limit)
+        if not ids:
+            return []
+        with self._session() as s:
+            rows = {f.id: _feed_row(f) for f in s.scalars(select(Feed).where(Feed.id.in_(ids)))}
+        return [rows[i] for i in ids if i in rows]
+
+    def release_feeds(self, owner: str, ids: list[int]) -> None:
+        cluster.release_feeds(self.engine, owner, ids)
+
     def known_keys(self, feed_id: int, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` the feed already has."""
         found: set[str] = set()
@@ -206,19 +223,30 @@ class Store(OutboxStore):
 
     def record_poll(self, feed_id: int, state: FetchState, items: Sequence[NewItem],
                     seen: Sequence[str] = (), *,
-                    story_window: timedelta = timedelta(hours=48)) -> PollCounts:
+                    story_window: timedelta = timedelta(hours=48),
+                    owner: str | None = None) -> PollCounts:
         """In one transaction: the feed's fetch state, its new items, their matches and
         outbox rows, and the time the feed last served each key in ``seen``. Items the
         feed already has are skipped, so a re-served feed never alerts twice. A matched
         item joins the story of an item seen within ``story_window`` (dedup.find_story);
         a channel that already has an alert for that story gets a ``merged`` row instead
-        of a second alert."""
+        of a second alert.
+
+        With ``owner`` (a worker that claimed the feed), the feed row is locked and the
+        poll is refused (StoreError) unless the claim is still the owner's: a worker
+        whose lease expired and whose feed another worker took over stores nothing, so
+        an item is never stored, nor alerted on, twice. The claim ends with the write."""
         counts = PollCounts()
         try:
             with self._session() as s, s.begin():
-                feed = s.get(Feed, feed_id)
+                feed = s.get(Feed, feed_id, with_for_update=True if owner else None)
                 if feed is None:
                     raise StoreError(f"feed {feed_id} no longer exists")
+                if owner is not None:
+                    if feed.lease_owner != owner:
+                        raise StoreError(f"feed {feed_id} was taken over by another worker "
+                                         "after this one's lease expired; its poll is dropped")
+                    feed.lease_owner, feed.lease_until = None, None
                 _apply_state(feed, state)
                 if state.status == 304:  # the items of the last response are still served
                     last = (select(func.max(Item.last_seen_at))
@@ -327,6 +355,23 @@ class Store(OutboxStore):
             if len(rows) < batch:
                 return
             after = rows[-1].id
+
+    # ------------------------------------------------------------ several workers
+
+    def once(self, name: str) -> AbstractContextManager[bool]:
+        """``with store.once("retention") as mine:`` — whether this worker runs the job
+        now (a PostgreSQL advisory lock; always True on SQLite)."""
+        return cluster.once(self.engine, name)
+
+    def publish(self, name: str, value: Any, now: datetime, by: str) -> int:
+        """Share ``value`` with every worker; returns its version."""
+        return cluster.publish(self.engine, name, value, now, by)
+
+    def shared_version(self, name: str) -> int | None:
+        return cluster.shared_version(self.engine, name)
+
+    def shared(self, name: str) -> tuple[int, Any] | None:
+        return cluster.shared(self.engine, name)
 
     # ------------------------------------------------------------ outbox
 

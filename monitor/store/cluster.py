@@ -1,0 +1,208 @@
+"""Several workers on one database: feed claims under leases, jobs that run once across
+workers (PostgreSQL advisory locks), the shared settings version, and the lock that
+keeps a second daemon off a SQLite file.
+
+On PostgreSQL the claims are ``SELECT … FOR UPDATE SKIP LOCKED``: two workers claiming
+at once get disjoint rows and neither waits for the other. SQLAlchemy renders no
+``FOR UPDATE`` on SQLite, where one daemon runs (``exclusive``) and the same statements
+keep their single-process meaning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from ..errors import StoreError
+from .models import Feed, SharedConfig
+
+__all__ = ["ExclusiveLock", "claim_feeds", "exclusive", "lock_key", "once", "publish",
+           "release_feeds", "serialize", "shared", "shared_version"]
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def claim_feeds(engine: Engine, owner: str, now: datetime, lease: timedelta,
+                limit: int) -> list[int]:
+    """Claim up to ``limit`` due feeds for ``owner`` until ``now + lease``: active, due,
+    and not under another worker's unexpired lease. Returns their ids, most overdue
+    first. A worker that dies leaves leases that expire; another then takes the feed."""
+    if limit <= 0:
+        return []
+    try:
+        with Session(engine) as s, s.begin():
+            ids = list(s.scalars(
+                select(Feed.id)
+                .where(Feed.active.is_(True), Feed.next_check_at <= now,
+                       or_(Feed.lease_until.is_(None), Feed.lease_until <= now))
+                .order_by(Feed.next_check_at, Feed.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)))
+            if ids:
+                s.execute(update(Feed).where(Feed.id.in_(ids))
+                          .values(lease_owner=owner, lease_until=now + lease))
+            return ids
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot claim due feeds: {type(exc).__name__}: {exc}") from exc
+
+
+def release_feeds(engine: Engine, owner: str, ids: list[int]) -> None:
+    """Give back claims not used (a poll cancelled at stop): the feeds are due at once
+    for any worker instead of after the lease."""
+    if not ids:
+        return
+    try:
+        with Session(engine) as s, s.begin():
+            s.execute(update(Feed).where(Feed.id.in_(ids), Feed.lease_owner == owner)
+                      .values(lease_owner=None, lease_until=None))
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot release feeds: {type(exc).__name__}") from exc
+
+
+def serialize(conn: Connection | Session, name: str) -> None:
+    """Hold the transaction-level advisory lock ``name`` until the transaction ends, on
+    PostgreSQL: workers starting together migrate and load their settings one at a
+    time instead of racing on the same rows. Nothing on SQLite (one writer anyway)."""
+    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
+    if dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(lock_key(name))))
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for ``pg_advisory_lock`` from a job's name."""
+    return int.from_bytes(hashlib.sha256(f"monitor:{name}".encode()).digest()[:8], "big",
+                          signed=True)
+
+
+@contextlib.contextmanager
+def once(engine: Engine, name: str) -> Iterator[bool]:
+    """Whether this worker may run the job ``name`` now: on PostgreSQL, a session
+    advisory lock tried (never waited for) and held on its own connection for the
+    ``with`` block; released at its end, or by PostgreSQL when the worker dies. Always
+    True on SQLite, where one daemon runs."""
+    if not is_postgres(engine):
+        yield True
+        return
+    key = lock_key(name)
+    try:
+        conn = engine.connect()
+        got = bool(conn.scalar(select(func.pg_try_advisory_lock(key))))
+        conn.commit()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot take the lock of {name}: {type(exc).__name__}") from exc
+    try:
+        yield got
+    finally:
+        try:
+            if got:
+                conn.scalar(select(func.pg_advisory_unlock(key)))
+                conn.commit()
+        except SQLAlchemyError:
+            conn.invalidate()  # closing the session releases the lock anyway
+        finally:
+            conn.close()
+
+
+def _fingerprint(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def publish(engine: Engine, name: str, value: Any, now: datetime, by: str) -> int:
+    """Make ``value`` the shared ``name``; returns its version, moved only when the
+    value changed. Concurrent publishers are serialised by the row's lock."""
+    fingerprint = _fingerprint(value)
+    try:
+        with Session(engine) as s, s.begin():
+            row = s.get(SharedConfig, name, with_for_update=True)
+            if row is None:
+                try:
+                    with s.begin_nested():
+                        s.add(SharedConfig(name=name, version=1, fingerprint=fingerprint,
+                                           value=value, updated_at=now, updated_by=by))
+                    return 1
+                except SQLAlchemyError:  # another worker inserted it first
+                    row = s.get(SharedConfig, name, with_for_update=True,
+                                populate_existing=True)
+                    assert row is not None
+            if row.fingerprint != fingerprint:
+                row.version += 1
+                row.fingerprint, row.value = fingerprint, value
+                row.updated_at, row.updated_by = now, by
+            return row.version
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot publish {name}: {type(exc).__name__}") from exc
+
+
+def shared_version(engine: Engine, name: str) -> int | None:
+    """The version of the shared ``name`` (None: never published); one indexed read."""
+    try:
+        with Session(engine) as s:
+            return s.scalar(select(SharedConfig.version).where(SharedConfig.name == name))
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read the version of {name}: {type(exc).__name__}") from exc
+
+
+def shared(engine: Engine, name: str) -> tuple[int, Any] | None:
+    """(version, value) of the shared ``name``."""
+    try:
+        with Session(engine) as s:
+            row = s.get(SharedConfig, name)
+            return None if row is None else (row.version, row.value)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read {name}: {type(exc).__name__}") from exc
+
+
+class ExclusiveLock:
+    """An exclusive ``flock`` on ``<database>.lock`` beside a SQLite file, held while
+    the daemon runs; the kernel drops it when the process dies, however it dies."""
+
+    def __init__(self, path: Path, handle: IO[str]) -> None:
+        self.path = path
+        self._handle = handle
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+
+
+def exclusive(url: str) -> ExclusiveLock | None:
+    """Refuse a second daemon on one SQLite file: take its lock file, or raise
+    StoreError saying who holds it. None for PostgreSQL (workers share it) and for
+    in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database \
+            or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StoreError(
+            f"another monitor daemon ({holder}) is running on the SQLite database "
+            f"{parsed.database}; SQLite serves one daemon: stop that one first, or move "
+            "the database to PostgreSQL to run several workers (docs/scaling.md)") from exc
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    return ExclusiveLock(path, handle)
