@@ -43,6 +43,7 @@ __all__ = [
     "ChannelSettings",
     "Config",
     "FeedSettings",
+    "ParseSettings",
     "RetentionSettings",
     "Settings",
     "WebSettings",
@@ -107,6 +108,17 @@ class FetchSettings(_Model):
     """Follow each feed's publishing rate between adaptive_floor and adaptive_ceiling."""
     adaptive_floor: Duration = timedelta(minutes=5)
     adaptive_ceiling: Duration = timedelta(hours=6)
+
+
+class ParseSettings(_Model):
+    timeout: Duration = timedelta(seconds=30)
+    """The longest one feed may take to parse; then its worker process is killed."""
+    max_memory_bytes: int = Field(default=1_073_741_824, ge=64 * 1024 * 1024)
+    """The address space of each parse worker (RLIMIT_AS)."""
+    workers: int | None = Field(default=None, ge=1, le=64)
+    """Parses at once, each in its own process; default: the CPUs, at most 4."""
+    max_entries: int = Field(default=1000, ge=1, le=100_000)
+    """Entries read of one feed (the first ones; feeds list the newest first)."""
 
 
 class DatabaseSettings(_Model):
@@ -254,6 +266,7 @@ class Settings(_Model):
     log_format: Literal["auto", "json", "text"] = "auto"
     database: DatabaseSettings = DatabaseSettings()
     fetch: FetchSettings = FetchSettings()
+    parse: ParseSettings = ParseSettings()
     alerts: AlertSettings = AlertSettings()
     web: WebSettings = WebSettings()
     retention: RetentionSettings = RetentionSettings()

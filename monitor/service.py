@@ -141,10 +141,12 @@ class Service:
     async def _start_jobs(self) -> None:
         exit_stack = contextlib.AsyncExitStack()
         fetcher = await exit_stack.enter_async_context(self.app.fetcher())
+        workers = await exit_stack.enter_async_context(self.app.parse_workers())
         self._fetcher_exit = exit_stack
         self.metrics.declare((w.name for w in self.app.watchlists),
                              (c.name for c in self.app.channels))
-        self._jobs = Jobs(self.app, fetcher, metrics=self.metrics, heartbeat=self.heartbeat)
+        self._jobs = Jobs(self.app, fetcher, metrics=self.metrics, heartbeat=self.heartbeat,
+                          parse=workers.parse)
         self._jobs.start()
 
     async def _stop_jobs(self) -> None:
