@@ -456,7 +456,9 @@ def load_watchlists(path: Path) -> tuple[WatchlistSpec, ...]:
     """Read and check the watchlists file: structure, actors, and every rule."""
     file = path.name
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = _read_capped(path)
+        _refuse_yaml_bombs(text, file)
+        raw = yaml.safe_load(text)
     except FileNotFoundError as exc:
         raise ConfigError([Problem(str(path), "", "no such file")]) from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -499,9 +501,43 @@ def load_watchlists(path: Path) -> tuple[WatchlistSpec, ...]:
     return tuple(specs)
 
 
+MAX_FILE_BYTES = 5_000_000
+"""The largest watchlists or OPML file read: far past any real one."""
+MAX_YAML_ALIASES = 100
+"""YAML aliases (``*name``) allowed in the watchlists: PyYAML's safe_load shares aliased
+nodes, so nine nested aliases of nine make a list of 387 million items that validation
+then walks for hours (the "billion laughs" of YAML)."""
+
+
+def _read_capped(path: Path) -> str:
+    with path.open("rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError([Problem(path.name, "", f"larger than {MAX_FILE_BYTES:,} bytes; "
+                                   "refused")])
+    return data.decode("utf-8")
+
+
+def _refuse_yaml_bombs(text: str, file: str) -> None:
+    aliases = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, yaml.AliasToken):
+            aliases += 1
+            if aliases > MAX_YAML_ALIASES:
+                mark = token.start_mark
+                raise ConfigError([Problem(
+                    file, f"line {mark.line + 1}, column {mark.column + 1}",
+                    f"more than {MAX_YAML_ALIASES} YAML aliases (*name); refused, since "
+                    "aliases can expand a small file into billions of items")])
+
+
 def load_opml(path: Path) -> list[FeedSettings]:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError([Problem(path.name, "", f"larger than {MAX_FILE_BYTES:,} bytes; "
+                                       "refused")])
     except OSError as exc:
         raise ConfigError([Problem(str(path), "", f"cannot read: {exc.strerror}")]) from exc
     try:

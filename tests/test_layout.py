@@ -21,7 +21,7 @@ HOMES = {
     "yaml": {"config.py"},
     "pydantic": {"config.py"},
 }
-PURE = ["text.py", "parse.py", "dedup.py", "opml.py", "match/", "alerts/render.py",
+PURE = ["text.py", "parse.py", "xmlguard.py", "dedup.py", "opml.py", "match/", "alerts/render.py",
         "alerts/policy.py"]
 IO_MODULES = ("socket", "httpx", "sqlalchemy", "apprise", "subprocess", "requests",
               "urllib.request", "http.client")
