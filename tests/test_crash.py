@@ -53,7 +53,7 @@ def test_kill_9_during_polls_and_sends_loses_nothing_and_duplicates_only_in_flig
             if r % 2 == 0:  # kill -9 while a poll is in flight
                 route = feed_server.routes["/f0"]
 
-                def hang(h: BaseHTTPRequestHandler) -> None:
+                def hang(h: BaseHTTPRequestHandler, hit: threading.Event = hit) -> None:
                     hit.set()
                     feed_server.release.wait(30)
                 feed_server.routes["/f0"] = Route(route.body, handler=hang)
