@@ -119,8 +119,10 @@ def _replace_charref(m: re.Match[bytes]) -> bytes:
 
 
 # What a reader never sees and a store or a terminal should never get: C0 and C1 controls
-# but tab and newline, DEL, and lone surrogates (from JSON's \ud800 escapes).
-_CONTROLS_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# but tab and newline, DEL, lone surrogates (from JSON's \ud800 escapes), and the bidi
+# embeddings, overrides and isolates that make "gnp.exe" display as "exe.png".
+_CONTROLS_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff"
+                          "\u202a-\u202e\u2066-\u2069]")
 
 
 def _scrub(text: str) -> str:

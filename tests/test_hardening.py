@@ -50,6 +50,12 @@ def test_control_characters_never_reach_the_store() -> None:
     assert entry.title == "Tripoli [31mred[0m" and entry.guid == "g"
 
 
+def test_bidi_overrides_are_removed_so_text_displays_as_it_reads() -> None:
+    body = rss({"title": "Invoice \u202egnp.exe\u202c \u2067x\u2069", "guid": "1"})
+    (entry,) = parse_feed(body.encode()).entries
+    assert entry.title == "Invoice gnp.exe x"
+
+
 def test_json_feed_lone_surrogates_and_controls_are_removed() -> None:
     body = (b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "a\\u0000",'
             b' "title": "Tripoli \\ud800 \\u001b[1m", "url": "http://x/\\u0000"}]}')

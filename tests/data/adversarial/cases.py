@@ -246,7 +246,8 @@ CASES: list[Case] = [
          entries=1, matches=1),
     Case("very-long-title", rss(item(title="Tripoli " + "word " * 400_000)), entries=1,
          matches=1),
-    Case("bidi-override", rss(item(title="Tripoli \u202egnp.exe\u202c")), entries=1, matches=1),
+    Case("bidi-override", rss(item(title="Tripoli \u202egnp.exe\u202c")), entries=1, matches=1,
+         never=("\u202e",)),
     Case("terminal-escape", rss(item(title="Tripoli &#x1b;[31mred&#x1b;[0m")), entries=1,
          matches=1),
     # ------------------------------------------------------------ scale and slow parsing
