@@ -505,8 +505,9 @@ MAX_FILE_BYTES = 5_000_000
 """The largest watchlists or OPML file read: far past any real one."""
 MAX_YAML_ALIASES = 100
 """YAML aliases (``*name``) allowed in the watchlists: PyYAML's safe_load shares aliased
-nodes, so nine nested aliases of nine make a list of 387 million items that validation
-then walks for hours (the "billion laughs" of YAML)."""
+nodes, so ten nested lines of twelve aliases stand for 62 trillion strings (the "billion
+laughs" of YAML), and whatever walks the result (validation, compiling, storing the
+definition) pays for every one."""
 
 
 def _read_capped(path: Path) -> str:
