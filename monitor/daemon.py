@@ -342,8 +342,9 @@ class Jobs:
 
     async def stop(self, timeout: float) -> None:
         """Claim no new work; give polls and sends in flight ``timeout`` seconds, then
-        cancel them. A cancelled poll wrote nothing (its feed stays due); a cancelled send
-        leaves its alert pending: both are picked up by the next run."""
+        cancel them. A cancelled poll wrote nothing (its feed stays due) or, if its one
+        transaction had begun in its thread, all of it; a cancelled send leaves its alert
+        pending: both are picked up by the next run."""
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
