@@ -97,4 +97,5 @@ def test_kill_9_during_polls_and_sends_loses_nothing_and_duplicates_only_in_flig
         assert set(markers) == {f"m{f}x{j}" for f in range(FEEDS)
                                 for j in range(ROUNDS * PER_ROUND)}, "an alert was lost"
         duplicates = len(markers) - len(set(markers))
+        print(f"\n{kills} kills, {len(set(markers))} alerts, {duplicates} delivered twice")
         assert duplicates <= kills, f"{duplicates} duplicates for {kills} kills"
