@@ -43,6 +43,7 @@ __all__ = [
     "ChannelSettings",
     "Config",
     "FeedSettings",
+    "ParseSettings",
     "RetentionSettings",
     "Settings",
     "WebSettings",
@@ -107,6 +108,17 @@ class FetchSettings(_Model):
     """Follow each feed's publishing rate between adaptive_floor and adaptive_ceiling."""
     adaptive_floor: Duration = timedelta(minutes=5)
     adaptive_ceiling: Duration = timedelta(hours=6)
+
+
+class ParseSettings(_Model):
+    timeout: Duration = timedelta(seconds=30)
+    """The longest one feed may take to parse; then its worker process is killed."""
+    max_memory_bytes: int = Field(default=1_073_741_824, ge=64 * 1024 * 1024)
+    """The address space of each parse worker (RLIMIT_AS)."""
+    workers: int | None = Field(default=None, ge=1, le=64)
+    """Parses at once, each in its own process; default: the CPUs, at most 4."""
+    max_entries: int = Field(default=1000, ge=1, le=100_000)
+    """Entries read of one feed (the first ones; feeds list the newest first)."""
 
 
 class DatabaseSettings(_Model):
@@ -259,6 +271,7 @@ class Settings(_Model):
     log_format: Literal["auto", "json", "text"] = "auto"
     database: DatabaseSettings = DatabaseSettings()
     fetch: FetchSettings = FetchSettings()
+    parse: ParseSettings = ParseSettings()
     alerts: AlertSettings = AlertSettings()
     web: WebSettings = WebSettings()
     retention: RetentionSettings = RetentionSettings()
@@ -456,7 +469,9 @@ def load_watchlists(path: Path) -> tuple[WatchlistSpec, ...]:
     """Read and check the watchlists file: structure, actors, and every rule."""
     file = path.name
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = _read_capped(path)
+        _refuse_yaml_bombs(text, file)
+        raw = yaml.safe_load(text)
     except FileNotFoundError as exc:
         raise ConfigError([Problem(str(path), "", "no such file")]) from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -499,9 +514,44 @@ def load_watchlists(path: Path) -> tuple[WatchlistSpec, ...]:
     return tuple(specs)
 
 
+MAX_FILE_BYTES = 5_000_000
+"""The largest watchlists or OPML file read: far past any real one."""
+MAX_YAML_ALIASES = 100
+"""YAML aliases (``*name``) allowed in the watchlists: PyYAML's safe_load shares aliased
+nodes, so ten nested lines of twelve aliases stand for 62 trillion strings (the "billion
+laughs" of YAML), and whatever walks the result (validation, compiling, storing the
+definition) pays for every one."""
+
+
+def _read_capped(path: Path) -> str:
+    with path.open("rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError([Problem(path.name, "", f"larger than {MAX_FILE_BYTES:,} bytes; "
+                                   "refused")])
+    return data.decode("utf-8")
+
+
+def _refuse_yaml_bombs(text: str, file: str) -> None:
+    aliases = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, yaml.AliasToken):
+            aliases += 1
+            if aliases > MAX_YAML_ALIASES:
+                mark = token.start_mark
+                raise ConfigError([Problem(
+                    file, f"line {mark.line + 1}, column {mark.column + 1}",
+                    f"more than {MAX_YAML_ALIASES} YAML aliases (*name); refused, since "
+                    "aliases can expand a small file into billions of items")])
+
+
 def load_opml(path: Path) -> list[FeedSettings]:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError([Problem(path.name, "", f"larger than {MAX_FILE_BYTES:,} bytes; "
+                                       "refused")])
     except OSError as exc:
         raise ConfigError([Problem(str(path), "", f"cannot read: {exc.strerror}")]) from exc
     try:

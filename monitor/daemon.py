@@ -41,8 +41,9 @@ from .fetch import FeedAuth, Fetcher
 from .health import Heartbeat
 from .match import ActorSpec, AliasSpec, Matcher, Watchlist, WatchlistSpec, compile_watchlist
 from .metrics import Metrics
-from .poll import FeedOptions, Poller, PollReport
+from .poll import FeedOptions, ParseFn, Poller, PollReport, parse_in_thread
 from .store import Store, create, migrate, schema_status
+from .workers import ParseWorkers, default_workers
 
 __all__ = [
     "App",
@@ -125,11 +126,19 @@ class App:
                        concurrency=f.concurrency, user_agent=f.user_agent,
                        allow_private_networks=f.allow_private_networks, per_host=f.per_host)
 
-    def poller(self, fetcher: Fetcher, owner: str | None = None) -> Poller:
+    def parse_workers(self) -> ParseWorkers:
+        p = self.config.settings.parse
+        return ParseWorkers(timeout=p.timeout.total_seconds(),
+                            max_memory_bytes=p.max_memory_bytes,
+                            workers=p.workers or default_workers(),
+                            max_entries=p.max_entries)
+
+    def poller(self, fetcher: Fetcher, parse: ParseFn = parse_in_thread,
+               owner: str | None = None) -> Poller:
         """With ``owner``, each poll's write must hold that worker's claim on the feed."""
         return Poller(self.store, fetcher, self.watchlists, self.routes, self.feed_options,
                       min_rules=self.min_rules,
-                      story_window=self.config.settings.alerts.story_window,
+                      story_window=self.config.settings.alerts.story_window, parse=parse,
                       owner=owner)
 
     @property
@@ -231,8 +240,8 @@ class OnceReport:
 async def run_once(app: App) -> OnceReport:
     """Poll every active feed once, then send every pending alert."""
     report = OnceReport()
-    async with app.fetcher() as fetcher:
-        poller = app.poller(fetcher)
+    async with app.fetcher() as fetcher, app.parse_workers() as workers:
+        poller = app.poller(fetcher, workers.parse)
         now = app.clock()
         report.polls = list(await asyncio.gather(
             *(poller.poll(feed, now) for feed in app.store.feeds())))
@@ -271,9 +280,9 @@ class Jobs:
     """
 
     def __init__(self, app: App, fetcher: Fetcher, *, metrics: Metrics | None = None,
-                 heartbeat: Heartbeat | None = None) -> None:
+                 heartbeat: Heartbeat | None = None, parse: ParseFn = parse_in_thread) -> None:
         self.app = app
-        self.poller = app.poller(fetcher, owner=app.worker)
+        self.poller = app.poller(fetcher, parse, owner=app.worker)
         self.dispatcher = app.dispatcher(on_counts=self._observe_dispatch)
         self.metrics = metrics
         self.heartbeat = heartbeat
@@ -405,8 +414,9 @@ class Jobs:
 
     async def stop(self, timeout: float) -> None:
         """Claim no new work; give polls and sends in flight ``timeout`` seconds, then
-        cancel them. A cancelled poll wrote nothing (its feed stays due); a cancelled send
-        leaves its alert pending: both are picked up by the next run."""
+        cancel them. A cancelled poll wrote nothing (its feed stays due) or, if its one
+        transaction had begun in its thread, all of it; a cancelled send leaves its alert
+        pending: both are picked up by the next run."""
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None

@@ -169,6 +169,7 @@ class Fetcher:
             if not inflater.feed(raw):
                 return None
         return inflater.finish()
+
     def _too_big(self) -> str:
         return f"body larger than max_body_bytes ({self.max_body_bytes:,} bytes)"
 
@@ -238,6 +239,8 @@ class _Inflater:
     def finish(self) -> bytes | None:
         if self._z is not None and not self._take(self._z.flush(self.cap - self.size + 1)):
             return None
+        if self._z is not None and not self._z.eof:
+            raise FeedError("could not decode the body: the compressed stream is truncated")
         return b"".join(self.chunks)
 
 

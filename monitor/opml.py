@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from .errors import FeedError
+from .xmlguard import refuse_entities
 
 __all__ = ["OpmlFeed", "parse_opml"]
 
@@ -21,8 +22,12 @@ def parse_opml(data: bytes) -> list[OpmlFeed]:
 
     Raises FeedError naming the line when the document is not well-formed OPML.
     """
-    if b"<!DOCTYPE" in data[:4096].upper() or b"<!ENTITY" in data.upper():
+    if b"<!DOCTYPE" in data[:4096].upper():
         raise FeedError("OPML with a DOCTYPE or entities is refused")
+    try:
+        refuse_entities(data)  # in UTF-16 and UTF-32 too: ElementTree would expand them
+    except FeedError as exc:
+        raise FeedError("OPML with a DOCTYPE or entities is refused") from exc
     if not data.strip():
         raise FeedError("empty document")
     try:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import calendar
 import io
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -22,10 +23,14 @@ import feedparser
 
 from .errors import FeedError
 from .text import html_to_text
+from .xmlguard import refuse_entities
 
-__all__ = ["Entry", "ParsedFeed", "parse_feed"]
+__all__ = ["Entry", "ParsedFeed", "parse_feed", "refuse_entities"]
 
 _MAX_FIELD = 100_000  # characters kept of any one text field
+MAX_ENTRIES = 1000
+"""Entries read of one feed by default: a feed of 20,000 items is an archive, or an attack,
+and storing them in one transaction held the database for minutes."""
 
 
 @dataclass(frozen=True)
@@ -53,20 +58,26 @@ class ParsedFeed:
 
 
 def parse_feed(body: bytes, headers: Mapping[str, str] | None = None,
-               url: str | None = None) -> ParsedFeed:
+               url: str | None = None, *, max_entries: int = MAX_ENTRIES) -> ParsedFeed:
     """Parse RSS, Atom, RDF or JSON Feed bytes. Raises FeedError if nothing feed-like is
     found; for an HTML page, the error names the feeds the page advertises (``url``
-    resolves their relative links)."""
+    resolves their relative links). Only the first ``max_entries`` entries are kept
+    (feeds list the newest first); the warning says how many were left."""
     content_type = next((v for k, v in (headers or {}).items()
                          if k.lower() == "content-type"), "")
     if "json" in content_type.lower() or body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
-        return parse_json_feed(body)
+        return _capped(parse_json_feed(body), max_entries)
+    refuse_entities(body)
+    body = _BAD_CHARREF_RE.sub(_replace_charref, body)
     response_headers = {k.lower(): v for k, v in (headers or {}).items()
                         if k.lower() in ("content-type", "content-location", "content-language")}
-    result = feedparser.parse(
-        io.BytesIO(body), response_headers=response_headers, sanitize_html=False,
-        resolve_relative_uris=False,
-    )
+    try:
+        result = feedparser.parse(
+            io.BytesIO(body), response_headers=response_headers, sanitize_html=False,
+            resolve_relative_uris=False,
+        )
+    except (UnicodeError, ValueError, OverflowError) as exc:  # feedparser's chr() on a ref
+        raise FeedError(f"not a feed: feedparser could not read it ({_describe(exc)})") from exc
     bozo = result.get("bozo_exception")
     if not result.get("version") and not result.entries:
         reason = f": {_describe(bozo)}" if bozo else ""
@@ -75,15 +86,52 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None,
             hint = f"; it advertises {', '.join(found)} (use that URL)" if found else ""
             raise FeedError(f"not a feed: the URL returned an HTML page{hint}")
         raise FeedError(f"not a feed{reason}" if body.strip() else "not a feed: empty body")
-    entries = tuple(_entry(e) for e in result.entries)
+    entries = tuple(_entry(e) for e in result.entries[:max_entries + 1])
     feed = result.feed
-    return ParsedFeed(
-        title=html_to_text(feed.get("title", ""))[:1000],
-        link=feed.get("link"),
+    return _capped(ParsedFeed(
+        title=_plain(feed.get("title", ""), 1000),
+        link=_str(feed.get("link")),
         entries=entries,
         warning=_describe(bozo) if bozo else None,
         ttl=_ttl(feed.get("ttl")),
-    )
+    ), max_entries, len(result.entries))
+
+
+def _capped(parsed: ParsedFeed, limit: int, total: int | None = None) -> ParsedFeed:
+    total = len(parsed.entries) if total is None else total
+    if total <= limit:
+        return parsed
+    note = (f"the feed has {total:,} entries; only the first {limit:,} are read "
+            "([parse] max_entries)")
+    return replace(parsed, entries=parsed.entries[:limit],
+                   warning=f"{note}; {parsed.warning}" if parsed.warning else note)
+
+
+# Character references to what is not a character (a surrogate, past U+10FFFF): feedparser
+# encodes them and fails. Replaced by U+FFFD before it sees them (ASCII-compatible bodies;
+# in UTF-16 or UTF-32 feedparser's failure becomes the feed's error).
+_BAD_CHARREF_RE = re.compile(rb"&#(?:[xX]0*([0-9a-fA-F]{1,16})|0*([0-9]{1,20}));")
+
+
+def _replace_charref(m: re.Match[bytes]) -> bytes:
+    code = int(m.group(1), 16) if m.group(1) else int(m.group(2))
+    return b"&#xFFFD;" if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF else m.group(0)
+
+
+# What a reader never sees and a store or a terminal should never get: C0 and C1 controls
+# but tab and newline, DEL, lone surrogates (from JSON's \ud800 escapes), and the bidi
+# embeddings, overrides and isolates that make "gnp.exe" display as "exe.png".
+_CONTROLS_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff"
+                          "\u202a-\u202e\u2066-\u2069]")
+
+
+def _scrub(text: str) -> str:
+    return _CONTROLS_RE.sub("", text)
+
+
+def _plain(markup: str, limit: int = _MAX_FIELD) -> str:
+    """Plain text of a feed field: markup stripped, controls removed, length capped."""
+    return _scrub(html_to_text(_scrub(markup)))[:limit]  # again: &#27; decodes to ESC
 
 
 def _ttl(value: Any) -> timedelta | None:
@@ -121,6 +169,10 @@ def parse_json_feed(body: bytes) -> ParsedFeed:
         doc = json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FeedError(f"not a feed: invalid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise FeedError("not a feed: JSON nested too deeply") from exc
+    except ValueError as exc:  # a number longer than int() takes (sys.int_info)
+        raise FeedError(f"not a feed: unreadable JSON ({_describe(exc)})") from exc
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
             "https://jsonfeed.org/version/"):
         raise FeedError("not a feed: JSON without a jsonfeed.org version")
@@ -132,11 +184,11 @@ def parse_json_feed(body: bytes) -> ParsedFeed:
 
 
 def _str(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
+    return _scrub(value).strip() or None if isinstance(value, str) else None
 
 
 def _text(value: Any) -> str:
-    return html_to_text(value) if isinstance(value, str) else ""
+    return _plain(value) if isinstance(value, str) else ""
 
 
 def _json_entry(i: dict[str, Any]) -> Entry:
@@ -146,7 +198,7 @@ def _json_entry(i: dict[str, Any]) -> Entry:
     summary = _text(i.get("summary"))
     guid = i.get("id")
     return Entry(
-        guid=str(guid).strip() or None if guid is not None else None,
+        guid=_scrub(str(guid)).strip() or None if guid is not None else None,
         link=_str(i.get("url")),
         title=_text(i.get("title"))[:_MAX_FIELD],
         summary=summary[:_MAX_FIELD],
@@ -171,18 +223,18 @@ def _describe(exc: Any) -> str:
 
 
 def _entry(e: Any) -> Entry:
-    summary = html_to_text(e.get("summary", "") or "")
-    content = html_to_text("\n".join(c.get("value", "") for c in e.get("content", []) or []))
+    summary = _plain(e.get("summary", "") or "")
+    content = _plain("\n".join(c.get("value", "") for c in e.get("content", []) or []))
     if content == summary:
         content = ""  # feedparser copies Atom content into summary
     author = e.get("author") or ""
     return Entry(
-        guid=(e.get("id") or "").strip() or None,
-        link=(e.get("link") or "").strip() or None,
-        title=html_to_text(e.get("title", "") or "")[:_MAX_FIELD],
-        summary=summary[:_MAX_FIELD],
-        content=content[:_MAX_FIELD],
-        author=html_to_text(author)[:1000],
+        guid=_scrub(e.get("id") or "").strip() or None,
+        link=_scrub(e.get("link") or "").strip() or None,
+        title=_plain(e.get("title", "") or ""),
+        summary=summary,
+        content=content,
+        author=_plain(author, 1000),
         published=_date(e.get("published_parsed") or e.get("updated_parsed")),
     )
 

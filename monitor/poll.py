@@ -1,7 +1,9 @@
 """One poll of one feed: fetch, parse, match, store. The update loop's single step.
 
-Parsing and matching are pure and run in a worker thread, so a large feed does not
-stall the other fetches. The store write is one transaction per poll.
+Parsing runs where the daemon can stop it (``workers.ParseWorkers``: a process with a
+deadline and a memory cap); without one, in a thread. Matching runs in a worker
+thread, so a large feed does not stall the other fetches. The store write is one
+transaction per poll.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,9 +23,18 @@ from .parse import Entry, ParsedFeed, parse_feed
 from .schedule import adaptive_interval, next_check
 from .store import FeedRow, FetchState, NewItem, NewMatch, PollCounts, Store, StoredItem
 
-__all__ = ["FeedOptions", "PollReport", "Poller", "document", "match_entry", "stored_document"]
+__all__ = ["FeedOptions", "ParseFn", "PollReport", "Poller", "document", "match_entry",
+           "parse_in_thread", "stored_document"]
 
 log = logging.getLogger(__name__)
+
+ParseFn = Callable[[bytes, Mapping[str, str], str], Awaitable[ParsedFeed]]
+"""Feed bytes, response headers, URL -> the parsed feed; raises FeedError."""
+
+
+async def parse_in_thread(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
+    """Parse in a worker thread: for tests and tools; the daemon uses ParseWorkers."""
+    return await asyncio.to_thread(parse_feed, body, headers, url)
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class Poller:
                  jitter: Callable[[], float] = random.random, *,
                  min_rules: Mapping[str, int] | None = None,
                  story_window: timedelta = timedelta(hours=48),
+                 parse: ParseFn = parse_in_thread,
                  owner: str | None = None) -> None:
         self.store = store
         self.owner = owner
@@ -98,6 +110,7 @@ class Poller:
         self.jitter = jitter
         self.min_rules = dict(min_rules or {})
         self.story_window = story_window
+        self.parse = parse
 
     async def poll(self, feed: FeedRow, now: datetime) -> PollReport:
         """Poll one feed. Never raises: whatever goes wrong is the report's error, and is
@@ -129,34 +142,33 @@ class Poller:
         result = await self.fetcher.fetch(feed.location, feed.etag, feed.last_modified,
                                           options.auth)
         if result.error is None and result.not_modified:
-            return self._record(feed, self._state(feed, now, result, ok=True), [], result)
+            return await self._record(feed, self._state(feed, now, result, ok=True), [], result)
         if result.error is not None:
-            return self._record(feed, self._state(feed, now, result, ok=False,
+            return await self._record(feed, self._state(feed, now, result, ok=False,
                                                   error=result.error), [], result)
         try:
-            parsed, items, seen = await asyncio.to_thread(self._process, feed, result)
+            parsed = await self.parse(result.body, result.headers, feed.location)
+            items, seen = await asyncio.to_thread(self._process, feed, parsed)
         except FeedError as exc:
-            return self._record(feed, self._state(feed, now, result, ok=False,
+            return await self._record(feed, self._state(feed, now, result, ok=False,
                                                   error=str(exc)), [], result)
         except StoreError:
             raise
         except Exception as exc:  # a bug costs this feed this poll, never the daemon
             log.exception("processing %s failed", feed.url)
             error = f"internal error while processing the feed ({type(exc).__name__}); see the log"
-            return self._record(feed, self._state(feed, now, result, ok=False, error=error), [],
-                                result)
+            return await self._record(
+                feed, self._state(feed, now, result, ok=False, error=error), [], result)
         interval = None
         if options.adaptive is not None:
             interval = adaptive_interval([e.published for e in parsed.entries if e.published],
                                          *options.adaptive)
         state = self._state(feed, now, result, ok=True, title=parsed.title, interval=interval,
                             ttl=parsed.ttl)
-        return self._record(feed, state, items, result, seen)
+        return await self._record(feed, state, items, result, seen)
 
-    def _process(self, feed: FeedRow,
-                 result: FetchResult) -> tuple[ParsedFeed, list[NewItem], list[str]]:
-        """Parse and match; also the keys of every entry served (for retention)."""
-        parsed = parse_feed(result.body, result.headers, feed.location)
+    def _process(self, feed: FeedRow, parsed: ParsedFeed) -> tuple[list[NewItem], list[str]]:
+        """Match the new entries; also the keys of every entry served (for retention)."""
         if parsed.warning:
             log.info("feed %s is malformed but readable: %s", feed.url, parsed.warning)
         keyed: dict[str, Entry] = {}
@@ -176,12 +188,14 @@ class Poller:
                 matches=matches, title_key=story.title_key if story else None,
                 simhash=story.simhash if story else None,
             ))
-        return parsed, items, list(keyed)
+        return items, list(keyed)
 
-    def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem],
-                result: FetchResult, seen: list[str] | None = None) -> PollReport:
-        counts = self.store.record_poll(feed.id, state, items, seen or [],
-                                        story_window=self.story_window, owner=self.owner)
+    async def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem],
+                      result: FetchResult, seen: list[str] | None = None) -> PollReport:
+        # In a thread: a transaction of a thousand items must not stall the event loop.
+        counts = await asyncio.to_thread(self.store.record_poll, feed.id, state, items,
+                                         seen or [], story_window=self.story_window,
+                                         owner=self.owner)
         if state.ok:
             log.info("polled %s: %s, %d new items, %d matches", feed.url,
                      state.status, counts.new_items, counts.matches)

@@ -61,8 +61,8 @@ def retry_after(headers: Mapping[str, str], now: datetime) -> timedelta | None:
     value = (_header(headers, "retry-after") or "").strip()
     if not value:
         return None
-    if value.isdigit():
-        delay = timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():
+        delay = _seconds(value)
     else:
         when = _http_date(value)
         if when is None:
@@ -71,7 +71,15 @@ def retry_after(headers: Mapping[str, str], now: datetime) -> timedelta | None:
     return max(timedelta(0), min(delay, RETRY_AFTER_CAP))
 
 
-_MAX_AGE_RE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+_MAX_AGE_RE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?([0-9]+)", re.IGNORECASE)
+_MAX_SECONDS = 10**9  # 31 years: beyond every cap, within what timedelta holds
+
+
+def _seconds(digits: str) -> timedelta:
+    """ASCII digits as seconds; a number too long for ``int`` or ``timedelta`` (a hostile
+    header) is taken as ``_MAX_SECONDS``, which every cap then shortens."""
+    value = int(digits) if len(digits) <= 10 else _MAX_SECONDS
+    return timedelta(seconds=min(value, _MAX_SECONDS))
 
 
 def _cache_hints(headers: Mapping[str, str], now: datetime) -> list[tuple[timedelta, str]]:
@@ -79,7 +87,7 @@ def _cache_hints(headers: Mapping[str, str], now: datetime) -> list[tuple[timede
     cc = _header(headers, "cache-control") or ""
     m = _MAX_AGE_RE.search(cc)
     if m:
-        hints.append((timedelta(seconds=int(m.group(1))), "Cache-Control max-age"))
+        hints.append((_seconds(m.group(1)), "Cache-Control max-age"))
     expires = _header(headers, "expires")
     if expires and not m:  # max-age wins over Expires (RFC 9111)
         when = _http_date(expires)

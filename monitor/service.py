@@ -146,10 +146,12 @@ class Service:
     async def _start_jobs(self) -> None:
         exit_stack = contextlib.AsyncExitStack()
         fetcher = await exit_stack.enter_async_context(self.app.fetcher())
+        workers = await exit_stack.enter_async_context(self.app.parse_workers())
         self._fetcher_exit = exit_stack
         self.metrics.declare((w.name for w in self.app.watchlists),
                              (c.name for c in self.app.channels))
-        self._jobs = Jobs(self.app, fetcher, metrics=self.metrics, heartbeat=self.heartbeat)
+        self._jobs = Jobs(self.app, fetcher, metrics=self.metrics, heartbeat=self.heartbeat,
+                          parse=workers.parse)
         self._jobs.start()
 
     async def _stop_jobs(self) -> None:
@@ -192,6 +194,10 @@ def create_service(config: Config, environ: Mapping[str, str], *,
     lock = exclusive(config.settings.database.url.get_secret_value())
     try:
         app = build(config)
+        if lock is not None:  # the only daemon: claims in the file are a killed one's
+            released = app.store.release_all_feeds()
+            if released:
+                log.info("released %d feed claims left by a daemon that was killed", released)
     except BaseException:
         if lock is not None:
             lock.release()

@@ -3,6 +3,7 @@ under leases, outbox claims, once-only jobs, the shared watchlists, the SQLite l
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,17 @@ import pytest
 from sqlalchemy import Engine
 
 from monitor.errors import StoreError
-from monitor.store import FetchState, NewItem, NewMatch, Store, create, exclusive, migrate
+from monitor.service import create_service
+from monitor.store import (
+    FetchState,
+    NewItem,
+    NewMatch,
+    Store,
+    cluster,
+    create,
+    exclusive,
+    migrate,
+)
 
 NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -184,3 +195,29 @@ def test_monitor_run_refuses_a_second_daemon_on_a_sqlite_file(tmp_path: Path) ->
     assert "another monitor daemon (pid " in result.err
     assert "SQLite serves one daemon" in result.err
     assert ws.monitor("run", "--once").code == 0
+
+
+def test_the_one_daemon_of_a_sqlite_file_drops_claims_left_by_a_killed_one(
+        tmp_path: Path) -> None:
+    from conftest import Workspace
+
+    from monitor.config import load_config
+    from monitor.daemon import build
+
+    ws = Workspace(tmp_path)
+    ws.write(feeds=["https://example.org/a", "https://example.org/b"])
+    config = load_config(ws.config)
+    first = build(config)
+    far = datetime(2100, 1, 1, tzinfo=UTC)
+    assert len(cluster.claim_feeds(first.store.engine, "killed", far, timedelta(hours=1),
+                                   10)) == 2
+    first.store.engine.dispose()
+    service = create_service(config, {})
+    try:
+        with sqlite3.connect(ws.db) as db:
+            assert db.execute("SELECT count(*) FROM feeds WHERE lease_owner IS NOT NULL"
+                              ).fetchone() == (0,)
+    finally:
+        service.app.store.engine.dispose()
+        if service.lock is not None:
+            service.lock.release()

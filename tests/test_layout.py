@@ -23,8 +23,8 @@ HOMES = {
     "pydantic": {"config.py"},
     "ahocorasick": {"match/matcher.py"},
 }
-PURE = ["text.py", "parse.py", "dedup.py", "opml.py", "match/", "alerts/render.py",
-        "alerts/policy.py", "backtest.py"]
+PURE = ["text.py", "parse.py", "xmlguard.py", "dedup.py", "opml.py", "match/",
+        "alerts/render.py", "alerts/policy.py", "backtest.py"]
 IO_MODULES = ("socket", "httpx", "sqlalchemy", "apprise", "subprocess", "requests",
               "urllib.request", "http.client")
 

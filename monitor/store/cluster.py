@@ -73,6 +73,19 @@ def release_feeds(engine: Engine, owner: str, ids: list[int]) -> None:
         raise StoreError(f"cannot release feeds: {type(exc).__name__}") from exc
 
 
+def release_all_feeds(engine: Engine) -> int:
+    """Drop every feed claim: for a daemon that holds SQLite's ``exclusive`` lock, which
+    proves that no other runs, so claims left by one killed are dead (otherwise its
+    feeds would wait out their lease). Returns how many were released."""
+    try:
+        with Session(engine) as s, s.begin():
+            result = s.execute(update(Feed).where(Feed.lease_owner.is_not(None))
+                               .values(lease_owner=None, lease_until=None))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot release feeds: {type(exc).__name__}") from exc
+
+
 def serialize(conn: Connection | Session, name: str) -> None:
     """Hold the transaction-level advisory lock ``name`` until the transaction ends, on
     PostgreSQL: workers starting together migrate and load their settings one at a

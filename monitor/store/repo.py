@@ -208,6 +208,10 @@ class Store(OutboxStore):
     def release_feeds(self, owner: str, ids: list[int]) -> None:
         cluster.release_feeds(self.engine, owner, ids)
 
+    def release_all_feeds(self) -> int:
+        """Drop every feed claim (only for the one daemon of a SQLite file)."""
+        return cluster.release_all_feeds(self.engine)
+
     def known_keys(self, feed_id: int, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` the feed already has."""
         found: set[str] = set()

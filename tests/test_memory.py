@@ -1,0 +1,47 @@
+"""The daemon's peak memory over the whole adversarial corpus, measured on a real
+``monitor run --once`` process (ru_maxrss of the process, and of its parse workers)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import Workspace
+from corpus import load_cases, register
+from servers import FeedServer
+
+DAEMON_BOUND_MB = 400
+"""docs/security.md: the daemon's own peak RSS over the corpus stays under this."""
+WORKER_BOUND_MB = 1024
+"""Each parse worker is capped by [parse] max_memory_bytes (1 GiB by default)."""
+
+MEASURE = """
+import json, resource, sys
+from monitor.cli import main
+code = main(sys.argv[1:])
+peak = {"code": code,
+        "self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+print("PEAK " + json.dumps(peak), file=sys.stderr)
+"""
+
+
+@pytest.mark.adversarial_heavy
+def test_peak_memory_over_the_whole_corpus(workspace: Workspace, feed_server: FeedServer
+                                           ) -> None:
+    cases = load_cases().CASES
+    urls = [register(feed_server, c) for c in cases]
+    workspace.write(feeds=urls, extra='[parse]\ntimeout = "15s"\n')
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, "--config", str(workspace.config), "run", "--once"],
+        cwd=workspace.root, capture_output=True, text=True, timeout=300)
+    line = next(ln for ln in proc.stderr.splitlines() if ln.startswith("PEAK "))
+    peak = json.loads(line.removeprefix("PEAK "))
+    print(f"\ncorpus of {len(cases)} feeds: daemon peak {peak['self_mb']:.0f} MB, "
+          f"largest parse worker {peak['children_mb']:.0f} MB")
+    assert peak["code"] == 0, proc.stderr[-3000:]
+    assert peak["self_mb"] < DAEMON_BOUND_MB
+    assert peak["children_mb"] < WORKER_BOUND_MB
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,90 @@
+"""Parsing in worker processes: a parse past its deadline or its memory is stopped,
+recorded as the feed's error, and the next parse gets a fresh worker."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from servers import FeedServer, rss
+
+from monitor.errors import FeedError
+from monitor.fetch import Fetcher
+from monitor.poll import Poller, PollReport
+from monitor.store import Store, create, migrate
+from monitor.workers import ParseWorkers
+
+NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
+LOCAL = [ipaddress.ip_network("127.0.0.1/32")]
+
+SLOW_AUTHOR = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+               b"<title>x</title><author>" + b"a" * 400_000 + b"</author></item></channel></rss>")
+
+
+def test_a_parse_past_its_deadline_is_killed_and_the_next_one_works() -> None:
+    async def go() -> tuple[str, int, int]:
+        async with ParseWorkers(timeout=1.5, max_memory_bytes=None, workers=1) as pool:
+            with pytest.raises(FeedError) as slow:
+                await pool.parse(SLOW_AUTHOR, {}, "http://x/")
+            ok = await pool.parse(rss({"title": "Tripoli", "guid": "1"}).encode(), {}, "http://x/")
+            return str(slow.value), len(ok.entries), pool.killed
+    error, entries, killed = asyncio.run(go())
+    assert "parsing took longer than 1.5s" in error
+    assert (entries, killed) == (1, 1)
+
+
+def test_other_parses_go_on_while_one_is_stuck() -> None:
+    async def go() -> list[int]:
+        async with ParseWorkers(timeout=60, max_memory_bytes=None, workers=2) as pool:
+            stuck = asyncio.create_task(pool.parse(SLOW_AUTHOR, {}, "http://x/"))
+            done = [len((await pool.parse(rss({"title": f"t{i}", "guid": str(i)}).encode(),
+                                          {}, "http://x/")).entries) for i in range(5)]
+            assert not stuck.done()
+            stuck.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stuck
+            return done
+    assert asyncio.run(go()) == [1] * 5
+
+
+def test_a_parse_past_its_memory_fails_in_the_worker() -> None:
+    items = "".join(f"<item><title>{'word ' * 2000}{i}</title><guid>{i}</guid></item>"
+                    for i in range(3000))
+    body = f'<rss version="2.0"><channel><title>t</title>{items}</channel></rss>'.encode()
+    async def go() -> str:
+        async with ParseWorkers(timeout=60, max_memory_bytes=120_000_000, workers=1) as pool:
+            with pytest.raises(FeedError) as exc:
+                await pool.parse(body, {}, "http://x/")
+            return str(exc.value)
+    error = asyncio.run(go())
+    assert "memory" in error or "process died" in error
+
+
+def test_other_feeds_are_polled_while_one_feed_is_stuck_in_its_parse(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    slow_url = feed_server.serve("/slow", SLOW_AUTHOR)
+    good = [feed_server.serve(f"/good{i}", rss({"title": f"Tripoli {i}", "guid": str(i)}))
+            for i in range(3)]
+    engine = create(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(engine)
+    store = Store(engine)
+    store.sync_feeds([(u, None, timedelta(minutes=5)) for u in [slow_url, *good]], NOW)
+    feeds = {f.url: f for f in store.feeds()}
+
+    async def go() -> tuple[list[PollReport], PollReport]:
+        async with Fetcher(timeout=5, max_body_bytes=1_000_000, concurrency=4, user_agent="t",
+                           allow_private_networks=LOCAL) as fetcher, \
+                ParseWorkers(timeout=4, max_memory_bytes=None, workers=2) as pool:
+            poller = Poller(store, fetcher, [], {}, jitter=lambda: 0.0, parse=pool.parse)
+            slow = asyncio.create_task(poller.poll(feeds[slow_url], NOW))
+            done = [await poller.poll(feeds[u], NOW) for u in good]
+            assert not slow.done(), "the good feeds waited for the stuck one"
+            return done, await slow
+    done, slow = asyncio.run(go())
+    assert [r.ok for r in done] == [True] * 3
+    assert not slow.ok and slow.error is not None and "parsing took longer" in slow.error
+    assert {f.url: f.last_error for f in store.feeds()}[slow_url] == slow.error
+    engine.dispose()
