@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from servers import FeedServer, SmtpServer
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.store import create, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
@@ -84,6 +86,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'sub' / 'monitor.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated database on each backend (SQLite, and PostgreSQL where one answers)."""
+    e = create(db_url)
+    migrate(e)
+    yield e
+    e.dispose()
 
 
 @pytest.fixture

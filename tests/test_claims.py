@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,21 +19,11 @@ from monitor.store import (
     NewMatch,
     Store,
     cluster,
-    create,
     exclusive,
-    migrate,
 )
 
 NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    e = create(db_url)
-    migrate(e)
-    yield e
-    e.dispose()
 
 
 @pytest.fixture

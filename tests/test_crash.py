@@ -59,14 +59,17 @@ def test_kill_9_during_polls_and_sends_loses_nothing_and_duplicates_only_in_flig
                 feed_server.routes["/f0"] = Route(route.body, handler=hang)
             else:  # kill -9 while a send is in flight
                 rx.hang, rx.arrived = True, hit
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "--config", str(workspace.config), "run"],
-                cwd=workspace.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            log = workspace.root / f"round{r}.log"
+            with log.open("w") as err:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "monitor", "--config", str(workspace.config), "run"],
+                    cwd=workspace.root, stdout=subprocess.DEVNULL, stderr=err)
             try:
-                assert hit.wait(60), f"round {r}: the daemon never got there"
+                reached = hit.wait(60)
             finally:
                 proc.kill()
                 proc.wait(30)
+            assert reached, f"round {r}: the daemon never got there:\n{log.read_text()[-3000:]}"
             kills += 1
             feed_server.release.set()
             rx.release.set()

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,19 +8,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from monitor.errors import StoreError
-from monitor.store import FetchState, NewItem, NewMatch, Store, create, migrate, schema_status
+from monitor.store import FetchState, NewItem, NewMatch, Store, migrate, schema_status
 from monitor.store.models import Base
 
 NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """A migrated database on each backend (SQLite, and PostgreSQL where one answers)."""
-    e = create(db_url)
-    migrate(e)
-    yield e
-    e.dispose()
 
 
 @pytest.fixture
