@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -8,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from monitor.errors import StoreError
-from monitor.store import FetchState, NewItem, NewMatch, Store, migrate, schema_status
+from monitor.store import FetchState, NewItem, NewMatch, Store, create, migrate, schema_status
 from monitor.store.models import Base
 
 NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
@@ -133,3 +135,17 @@ def test_every_migration_downgrades_and_upgrades_again(engine: Engine) -> None:
     assert schema_status(engine)[0] is None
     migrate(engine)
     test_migrations_build_the_schema_the_models_describe(engine)
+
+
+def test_a_304_refreshes_its_feed_items_through_the_feed_index(tmp_path: Path) -> None:
+    """The refresh after a 304 must not scan every item stored at the same time (all of a
+    run's items share one last_seen_at): the planner takes (feed_id, last_seen_at)."""
+    engine = create(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(engine)
+    engine.dispose()
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        plan = " ".join(str(row) for row in db.execute(
+            "EXPLAIN QUERY PLAN UPDATE items SET last_seen_at = ? WHERE feed_id = ? AND "
+            "last_seen_at = (SELECT max(last_seen_at) FROM items WHERE feed_id = ?)",
+            ("2026-01-01", 1, 1)))
+    assert "ix_items_feed_id_last_seen_at" in plan

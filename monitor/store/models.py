@@ -90,7 +90,12 @@ class Feed(Base):
 
 class Item(Base):
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("feed_id", "key", name="uq_items_feed_id_key"),)
+    __table_args__ = (
+        UniqueConstraint("feed_id", "key", name="uq_items_feed_id_key"),
+        # a 304 refreshes the items of the feed's last response (record_poll); without
+        # it, the planner takes ix_items_last_seen_at and scans every item of that time
+        Index("ix_items_feed_id_last_seen_at", "feed_id", "last_seen_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
