@@ -40,58 +40,78 @@ class Seen:
     headers: dict[str, str]
 
 
-class FeedServer:
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that hangs up early (a refused body, a deadline) is expected
+
+
+class _LocalServer:
+    """An HTTP server on 127.0.0.1, in a thread, for one test. Handlers that hang wait on
+    ``release``, which stopping the server sets."""
+
+    def __init__(self, handler: type[_Handler]) -> None:
+        self.release = threading.Event()
+        self.httpd = _Server(("127.0.0.1", 0), handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+class FeedServer(_LocalServer):
     """Serves whatever routes a test sets, and records every request."""
 
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
-        self.release = threading.Event()  # handlers that hang wait on this
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(_Handler):
             def do_GET(self) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 server.requests.append(Seen(self.path, headers))
                 route = server.routes.get(self.path)
                 if route is None:
                     self.send_error(404)
-                    return
-                if route.handler is not None:
+                elif route.handler is not None:
                     route.handler(self)
-                    return
-                self.send_response(route.status)
-                for k, v in route.headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(route.body)))
-                self.end_headers()
-                self.wfile.write(route.body)
+                else:
+                    self.reply(route.status, route.headers, route.body)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request: object, client_address: object) -> None:
-                pass  # a client that hangs up early (a refused body, a deadline) is expected
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def __enter__(self) -> FeedServer:
-        self.thread.start()
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        self.stop()
 
     def serve(self, path: str, body: bytes | str, status: int = 200,
               content_type: str = "application/rss+xml; charset=utf-8", **headers: str) -> str:
@@ -157,7 +177,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class Receiver:
+class Receiver(_LocalServer):
     """An HTTP endpoint on 127.0.0.1 that records every POST and answers from a script
     of replies (then 200 "ok"). With ``hang`` set, it holds each request until
     ``release`` is set (at most 30 s)."""
@@ -167,13 +187,10 @@ class Receiver:
         self.script: list[Reply] = []
         self.answered: list[int] = []
         self.hang = False
-        self.release = threading.Event()
         self.arrived = threading.Event()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(_Handler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 server.posts.append((self.path, body))
@@ -182,32 +199,16 @@ class Receiver:
                     server.release.wait(30)
                 reply = server.script.pop(0) if server.script else Reply()
                 server.answered.append(reply.status)
-                self.send_response(reply.status)
-                for k, v in reply.headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
+                self.reply(reply.status, reply.headers, reply.body)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def __enter__(self) -> Receiver:
-        self.thread.start()
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def url(self, path: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        self.stop()
 
     def delivered(self) -> list[bytes]:
         """The bodies of the posts answered with 200."""
