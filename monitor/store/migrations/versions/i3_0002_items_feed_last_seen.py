@@ -1,6 +1,6 @@
 """items: an index on (feed_id, last_seen_at) for the 304 refresh of a feed's items
 
-Revision ID: i9_0001
+Revision ID: i3_0002
 Revises: i8_0001
 Create Date: 2026-11-26 20:45:00
 """
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "i9_0001"
+revision: str = "i3_0002"
 down_revision: str | None = "i8_0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
