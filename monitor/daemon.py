@@ -244,7 +244,7 @@ async def run_once(app: App) -> OnceReport:
         poller = app.poller(fetcher, workers.parse)
         now = app.clock()
         report.polls = list(await asyncio.gather(
-            *(poller.poll(feed, now) for feed in app.store.feeds())))
+            *(poller.poll(feed, now) for feed in app.store.feeds(counts=False))))
     await send_health_notices(app)
     report.dispatch = await app.dispatcher().dispatch(app.clock(), retry_now=True)
     return report
@@ -259,7 +259,8 @@ async def send_health_notices(app: App) -> int:
         return 0
     now = app.clock()
     sent = 0
-    for notice in health_notices(app.store.feeds(), now, alerts.feed_failing_after):
+    feeds = app.store.feeds(counts=False)  # every minute: no count of their items
+    for notice in health_notices(feeds, now, alerts.feed_failing_after):
         error = await send(channel, Message(notice.title, notice.body))
         if error is not None:
             log.warning("feed health notice to %s failed: %s", channel.name, error)

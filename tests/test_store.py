@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -149,3 +150,12 @@ def test_a_304_refreshes_its_feed_items_through_the_feed_index(tmp_path: Path) -
             "last_seen_at = (SELECT max(last_seen_at) FROM items WHERE feed_id = ?)",
             ("2026-01-01", 1, 1)))
     assert "ix_items_feed_id_last_seen_at" in plan
+
+
+def test_feeds_without_counts_skip_reading_the_items(store: Store) -> None:
+    (feed,) = store.feeds()
+    store.record_poll(feed.id, ok(), [item("a")])
+    (counted,) = store.feeds()
+    (plain,) = store.feeds(counts=False)
+    assert counted.items == 1 and plain.items == 0
+    assert plain == dataclasses.replace(counted, items=0)

@@ -177,12 +177,19 @@ class Store(OutboxStore):
 
     # ------------------------------------------------------------ feeds
 
-    def feeds(self, *, active_only: bool = True) -> list[FeedRow]:
+    def feeds(self, *, active_only: bool = True, counts: bool = True) -> list[FeedRow]:
+        """The feeds, by URL. ``counts`` fills ``FeedRow.items``, which reads every item:
+        for listings, not for the daemon's own rounds."""
         with self._session() as s:
-            query = select(Feed, func.count(Item.id)).outerjoin(Item).group_by(Feed.id)
+            if counts:
+                query = select(Feed, func.count(Item.id)).outerjoin(Item).group_by(Feed.id)
+                if active_only:
+                    query = query.where(Feed.active.is_(True))
+                return [_feed_row(f, n) for f, n in s.execute(query.order_by(Feed.url))]
+            plain = select(Feed)
             if active_only:
-                query = query.where(Feed.active.is_(True))
-            return [_feed_row(f, n) for f, n in s.execute(query.order_by(Feed.url))]
+                plain = plain.where(Feed.active.is_(True))
+            return [_feed_row(f) for f in s.scalars(plain.order_by(Feed.url))]
 
     def due_feeds(self, now: datetime, limit: int) -> list[FeedRow]:
         with self._session() as s:
