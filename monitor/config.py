@@ -181,6 +181,8 @@ class ChannelSettings(_Model):
     """``"HH:MM-HH:MM"`` in ``timezone``: alerts wait and go as one digest after."""
     timeout: Duration = timedelta(seconds=60)
     """The longest one message may take; then the attempt counts as failed."""
+    concurrency: int = Field(default=1, ge=1, le=32)
+    """Messages in flight at once on this channel (each in a thread of its own)."""
     templates: dict[str, str] = {}
     """Per format (subject, text, html, slack): a Jinja2 file replacing the default,
     relative to the settings file."""

@@ -9,10 +9,11 @@ import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-from servers import Receiver, SmtpServer, free_port
+from servers import Receiver, Reply, SmtpServer, free_port
 
 from monitor.alerts import Dispatcher, load_channel
 from monitor.store import FetchState, NewItem, NewMatch, Store, create, migrate
@@ -164,6 +165,23 @@ def test_a_slow_channel_does_not_hold_up_the_others(tmp_path: Path) -> None:
             "[libya] Fighting in Tripoli"]
         assert len(slow_rx.delivered()) == 1
     assert store.outbox_counts() == {("fast", "sent"): 1, ("slow", "sent"): 1}
+
+
+@pytest.mark.parametrize(("status", "retry_after", "wait"), [
+    (503, format_datetime(NOW + timedelta(minutes=30), usegmt=True), timedelta(minutes=30)),
+    (429, "86400", timedelta(hours=1)),  # capped: RETRY_AFTER_CAP
+    (429, "soon", timedelta(minutes=1)),  # not a Retry-After: our backoff
+])
+def test_retry_after_as_an_http_date_or_seconds_sets_the_next_attempt(
+    tmp_path: Path, status: int, retry_after: str, wait: timedelta
+) -> None:
+    store = make_store(tmp_path / "m.db", ("hook",), ["Fighting in Tripoli"])
+    with Receiver() as rx:
+        rx.script = [Reply(status, b"", {"Retry-After": retry_after})]
+        hook = load_channel("hook", f"json://127.0.0.1:{rx.port}/hook")
+        assert asyncio.run(dispatcher(store, hook).dispatch(NOW)).failed == 1
+    (row,) = store.pending_alerts(None)
+    assert row.next_attempt_at == NOW + wait
 
 
 def test_hostile_feed_text_arrives_inert_by_email(tmp_path: Path,

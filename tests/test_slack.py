@@ -81,7 +81,7 @@ def test_a_failing_receiver_that_recovers_gets_each_alert_once(
 ) -> None:
     store = make_store(tmp_path / "m.db", ("slack",), ["Fighting in Tripoli",
                                                       "Clashes near Tripoli"])
-    receiver.script = [Reply(500, b"oops"), Reply(429, b"rate_limited", {"Retry-After": "1"})]
+    receiver.script = [Reply(500, b"oops"), Reply(429, b"rate_limited", {"Retry-After": "300"})]
     d = dispatcher(store, slack_channel(receiver))
     first = asyncio.run(d.dispatch(NOW))
     assert (first.sent, first.failed) == (0, 1)  # 500: the channel's other alert waits
@@ -89,13 +89,59 @@ def test_a_failing_receiver_that_recovers_gets_each_alert_once(
     assert row.next_attempt_at == NOW + timedelta(minutes=1)
     second = asyncio.run(d.dispatch(row.next_attempt_at))
     assert (second.sent, second.failed) == (0, 1)  # 429
-    (row, _) = store.pending_alerts(None)
-    # apprise does not pass Retry-After on: our backoff (1 min, doubled) applies
-    assert row.next_attempt_at == NOW + timedelta(minutes=3)
+    (row, other) = store.pending_alerts(None)
+    # the 429's Retry-After (5 min from the second attempt), not our backoff (2 min)
+    assert row.next_attempt_at == NOW + timedelta(minutes=1 + 5)
+    assert other.next_attempt_at == row.next_attempt_at  # the whole channel waits
     assert [e["error"][:7] for e in row.errors] == ["FAILURE", "FAILURE"]
+    assert "Retry-After: 300 s" in row.errors[-1]["error"]
     third = asyncio.run(d.dispatch(row.next_attempt_at))
     assert (third.sent, third.failed) == (2, 0)
     assert asyncio.run(d.dispatch(NOW + timedelta(hours=2), retry_now=True)).sent == 0
     assert receiver.answered == [500, 429, 200, 200]
     titles = [p["attachments"][0]["title"] for p in payloads(receiver)]
     assert titles == ["[libya] Fighting in Tripoli", "[libya] Clashes near Tripoli"]
+
+
+def test_a_429_with_retry_after_holds_the_channel_until_then(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Nothing goes to the channel before its Retry-After: not its other alerts, not a
+    retry asked for at once (``run --once``), not another process's dispatcher."""
+    store = make_store(tmp_path / "m.db", ("slack",), ["Fighting in Tripoli",
+                                                      "Clashes near Tripoli"])
+    receiver.script = [Reply(429, b"rate_limited", {"Retry-After": "600"})]
+    d = dispatcher(store, slack_channel(receiver))
+    assert asyncio.run(d.dispatch(NOW)).failed == 1
+    until = NOW + timedelta(minutes=10)
+    assert [r.next_attempt_at for r in store.pending_alerts(None)] == [until, until]
+    assert store.channel_holds(NOW) == {"slack": until}
+    for t in (NOW + timedelta(minutes=2), until - timedelta(seconds=1)):
+        assert asyncio.run(d.dispatch(t, retry_now=True)).sent == 0
+        fresh = dispatcher(store, slack_channel(receiver))  # as a restart would
+        assert asyncio.run(fresh.dispatch(t, retry_now=True)).sent == 0
+    assert len(receiver.posts) == 1
+    assert asyncio.run(d.dispatch(until)).sent == 2
+    assert receiver.answered == [429, 200, 200]
+    assert store.channel_holds(until) == {}
+
+
+def test_reading_retry_after_changes_nothing_outside_our_channels(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    import apprise
+    import apprise.plugins.slack
+    import requests
+
+    store = make_store(tmp_path / "m.db", ("slack",), ["Fighting in Tripoli"])
+    channel = slack_channel(receiver)
+    assert asyncio.run(dispatcher(store, channel).dispatch(NOW)).sent == 1
+    assert apprise.plugins.slack.requests is requests
+    assert requests.request.__module__ == "requests.api"
+    plain = apprise.Apprise()
+    assert plain.add(SLACK_URL)
+    (service,) = plain
+    assert type(service) is apprise.plugins.slack.NotifySlack
+    (ours,) = channel.notifier
+    assert isinstance(ours, apprise.plugins.slack.NotifySlack)
+    assert type(ours) is not apprise.plugins.slack.NotifySlack

@@ -2,11 +2,14 @@
 dispatcher that sends the outbox through apprise."""
 
 from .dispatch import (
+    RETRY_AFTER_CAP,
     Channel,
+    Delivery,
     DispatchCounts,
     Dispatcher,
     channel_from_settings,
     channel_problems,
+    deliver,
     load_channel,
     send,
     send_test,
@@ -16,7 +19,9 @@ from .render import Message, Renderer, slack_escape
 from .templates import default_templates, render, renderer
 
 __all__ = [
+    "RETRY_AFTER_CAP",
     "Channel",
+    "Delivery",
     "DispatchCounts",
     "Dispatcher",
     "Message",
@@ -27,6 +32,7 @@ __all__ = [
     "channel_from_settings",
     "channel_problems",
     "default_templates",
+    "deliver",
     "load_channel",
     "plan",
     "render",

@@ -3,9 +3,14 @@ rows under a lease, sends, and marks them sent only when apprise reports success
 channel; otherwise they go back to pending with their error and a later attempt
 (doubling, with jitter, capped), and after ``max_attempts`` they are dead letters.
 
-Each channel is served by its own task, with its own timeout: a slow or dead channel
-never holds up another, nor the next round of the others. One message is in flight per
-channel at a time (apprise paces messages to one service anyway).
+Each channel is served by its own task, with its own timeout and its own threads
+(``concurrency`` of them, one by default): a slow or dead channel never holds up another,
+nor the next round of the others, nor takes the threads they send with.
+
+A channel that answers 429 or 503 with ``Retry-After`` (seconds or an HTTP date) is
+held: nothing is sent to it before then (at most ``RETRY_AFTER_CAP`` ahead), by this
+process or any other sharing the database, and its rows' next attempt is at least then.
+apprise does not pass the header on; ``responses`` reads it (see there).
 
 Delivery is at-least-once: if the process dies after apprise delivered a message and
 before the row is marked sent, the row's lease expires and that one message is sent
@@ -22,6 +27,7 @@ import random
 import re
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,18 +36,23 @@ import jinja2
 
 from ..config import ChannelSettings
 from ..errors import AlertError, Problem
+from ..schedule import retry_after as parse_retry_after
 from ..store import PendingAlert, Store
 from . import targets  # importing it registers the alertfile:// target
 from .policy import HOUR, Plan, Policy, QuietHours, plan
 from .render import Format, Kind, Message, Renderer
+from .responses import Response, observe, recording
 from .templates import renderer
 
 __all__ = [
+    "RETRY_AFTER_CAP",
     "Channel",
+    "Delivery",
     "DispatchCounts",
     "Dispatcher",
     "channel_from_settings",
     "channel_problems",
+    "deliver",
     "load_channel",
     "send",
     "send_test",
@@ -50,6 +61,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT = 60.0  # seconds for one message through one channel, unless configured
+RETRY_AFTER_CAP = timedelta(hours=1)
+"""The longest a channel's Retry-After holds it: a service asking for more (or a
+mistaken date) is tried again after an hour, and held again if it still refuses."""
 _BODY_FORMATS = {"text": apprise.NotifyFormat.TEXT, "html": apprise.NotifyFormat.HTML,
                  "slack": apprise.NotifyFormat.MARKDOWN}
 
@@ -64,6 +78,11 @@ class Channel:
     timeout: float = SEND_TIMEOUT
     mode: str = "instant"
     policy: Policy = field(default_factory=Policy)
+    concurrency: int = 1
+    """Messages in flight at once on this channel."""
+    pool: ThreadPoolExecutor | None = field(default=None, compare=False, repr=False)
+    """The channel's own threads for apprise (``concurrency`` of them, started when
+    first needed): a channel whose sends hang uses up its own threads, not others'."""
 
 
 _URL_RE = re.compile(r"\b([a-z][a-z0-9+.-]*)://[^\s'\"]+", re.IGNORECASE)
@@ -97,7 +116,7 @@ def _format_of(url: str) -> Format:
 
 def load_channel(name: str, url: str, *, templates: Mapping[str, str] | None = None,
                  timeout: float = SEND_TIMEOUT, mode: str = "instant",
-                 policy: Policy | None = None) -> Channel:
+                 policy: Policy | None = None, concurrency: int = 1) -> Channel:
     """An apprise object for one channel URL, with its templates; AlertError (without
     the URL) if apprise does not accept it or a template does not compile."""
     _redact_apprise_logs()
@@ -112,6 +131,8 @@ def load_channel(name: str, url: str, *, templates: Mapping[str, str] | None = N
             f"apprise does not accept this URL (scheme {scheme!r}); see "
             "https://github.com/caronc/apprise/wiki for the URL of each service"
         )
+    for service in notifier:
+        observe(service)  # its HTTP responses reach `deliver` (Retry-After)
     display = ", ".join(str(s.url(privacy=True)) for s in notifier)  # type: ignore[no-untyped-call]
     try:
         render = renderer(_format_of(url), templates)
@@ -119,7 +140,9 @@ def load_channel(name: str, url: str, *, templates: Mapping[str, str] | None = N
         line = getattr(exc, "lineno", None)
         raise AlertError(f"template {getattr(exc, 'name', None) or ''} "
                          f"{f'line {line}: ' if line else ''}{exc.message}") from exc
-    return Channel(name, notifier, display, render, timeout, mode, policy or Policy())
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"alerts {name}")
+    return Channel(name, notifier, display, render, timeout, mode, policy or Policy(),
+                   concurrency, pool)
 
 
 def channel_from_settings(ch: ChannelSettings, templates: Mapping[str, str] | None = None
@@ -128,7 +151,7 @@ def channel_from_settings(ch: ChannelSettings, templates: Mapping[str, str] | No
     quiet = QuietHours.parse(ch.quiet_hours, tz) if ch.quiet_hours else None
     return load_channel(ch.name, ch.url.get_secret_value(), templates=templates,
                         timeout=ch.timeout.total_seconds(), mode=ch.mode,
-                        policy=Policy(ch.max_per_hour, quiet))
+                        policy=Policy(ch.max_per_hour, quiet), concurrency=ch.concurrency)
 
 
 def channel_problems(file: str, channels: Iterable[ChannelSettings],
@@ -180,6 +203,10 @@ class Dispatcher:
     def _due(self, now: datetime, retry_now: bool, names: Iterable[str]
              ) -> dict[str, list[PendingAlert]]:
         by_channel: dict[str, list[PendingAlert]] = {}
+        holds = self.store.channel_holds(now)
+        names = [n for n in names if n not in holds]  # Retry-After: not before then
+        if not names:
+            return by_channel
         for alert in self.store.pending_alerts(now, channels=list(names)):
             by_channel.setdefault(alert.channel, []).append(alert)
         if retry_now:  # also pending rows still waiting out their backoff
@@ -229,6 +256,11 @@ class Dispatcher:
         if quiet is not None and now in quiet:
             log.info("digest for %s deferred: quiet hours", name)
             return counts
+        hold = self.store.channel_holds(now).get(name)
+        if hold is not None:
+            log.info("digest for %s deferred: the channel asked to wait until %s", name,
+                     hold.isoformat())
+            return counts
         rows = self.store.pending_alerts(None, channels=[name])
         if rows:
             await self._send_batch(channel, rows, "digest", now, counts)
@@ -245,9 +277,19 @@ class Dispatcher:
         sent = (self.store.sent_since(channel.name, now - HOUR)
                 if channel.policy.max_per_hour else [])
         todo: Plan = plan(channel.policy, rows, sent, now)
-        for alert in todo.singles:
-            if not await self._send_batch(channel, [alert], "alert", now, counts):
-                return  # the channel is failing: leave its other rows for the next attempt
+        singles, failing = list(todo.singles), False
+
+        async def sender() -> None:  # `concurrency` of them take the alerts in turn
+            nonlocal failing
+            while singles and not failing:
+                if not await self._send_batch(channel, [singles.pop(0)], "alert", now,
+                                              counts):
+                    failing = True  # leave the channel's other rows for the next attempt
+
+        await asyncio.gather(*(sender() for _ in range(min(channel.concurrency,
+                                                           len(singles)))))
+        if failing:
+            return
         if todo.bundle:
             await self._send_batch(channel, list(todo.bundle), todo.bundle_kind, now, counts)
 
@@ -262,7 +304,8 @@ class Dispatcher:
         ids = [r.id for r in rows]
         message = channel.renderer.render(rows, kind, channel=channel.name,
                                           limit=channel.policy.max_per_hour)
-        error = await send(channel, message)
+        delivery = await deliver(channel, message)
+        error = delivery.error
         now = self.clock() if self.clock is not None else now
         if error is None:
             self.store.mark_sent(ids, now, batch=f"{kind[0]}{min(ids)}")
@@ -272,6 +315,11 @@ class Dispatcher:
             return True
         attempts = max(r.attempts for r in rows)
         wait = min(self.retry_after * (2 ** attempts), self.max_retry_after) * self.jitter()
+        asked = delivery.retry_after(now)
+        if asked is not None:  # the channel said when: nothing goes to it before then
+            error = f"{error} (Retry-After: {asked.total_seconds():g} s)"
+            hold = self.store.hold_channel(channel.name, now + asked, error)
+            wait = max(wait, hold - now)
         dead = self.store.mark_failed(ids, error, now, now + wait, self.max_attempts)
         counts.failed += 1
         counts.failed_by_channel[channel.name] = (
@@ -287,30 +335,63 @@ class Dispatcher:
         return False
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """How one send went: ``error`` is None on success; ``responses`` are the HTTP
+    responses the channel's plugin got, when it speaks HTTP through ``requests``."""
+
+    error: str | None
+    responses: tuple[Response, ...] = ()
+
+    def retry_after(self, now: datetime) -> timedelta | None:
+        """The wait a failed send was told (429 or 503 with ``Retry-After``, seconds or
+        an HTTP date), capped at ``RETRY_AFTER_CAP``; None if it was told none."""
+        if self.error is None:
+            return None
+        for response in reversed(self.responses):
+            if response.status in (429, 503):
+                wait = parse_retry_after(response.headers, now)
+                if wait is not None:
+                    return min(wait, RETRY_AFTER_CAP)
+        return None
+
+
 async def send(channel: Channel, message: Message) -> str | None:
-    """Send one message; None on success, else the error (with the URL in privacy form).
+    """Send one message; None on success, else the error (``deliver``)."""
+    return (await deliver(channel, message)).error
+
+
+async def deliver(channel: Channel, message: Message) -> Delivery:
+    """Send one message; its error (with the URL in privacy form) if it failed.
 
     apprise 2 returns a result whose status tells SUCCESS from FAILURE, NOMATCH (no
     service took the message) and TIMEOUT; anything but SUCCESS is a failure. A send
     that outlasts the channel's timeout is a failure too (the worker thread is left to
     finish; if it does deliver, the retry is the one duplicate at-least-once allows).
     """
+    seen: list[Response] = []
+    notify = functools.partial(
+        recording(seen).run, channel.notifier.notify, body=message.body,
+        title=message.title, body_format=_BODY_FORMATS[message.format],
+        timeout=channel.timeout)
     try:
-        # In a worker thread: apprise paces each service (time.sleep between messages,
-        # 5.5 s for email by default), which must not stall the event loop.
-        result = await asyncio.wait_for(asyncio.to_thread(
-            channel.notifier.notify, body=message.body, title=message.title,
-            body_format=_BODY_FORMATS[message.format], timeout=channel.timeout,
-        ), timeout=channel.timeout)
+        # In a worker thread of the channel's own: apprise paces each service
+        # (time.sleep between messages, 5.5 s for email by default), which must not
+        # stall the event loop, and a hung send must not take another channel's thread.
+        result = await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(channel.pool, notify),
+            timeout=channel.timeout)
     except TimeoutError:
-        return f"TIMEOUT: {channel.display_url} took longer than {channel.timeout:g} s"
+        return Delivery(f"TIMEOUT: {channel.display_url} took longer than "
+                        f"{channel.timeout:g} s", tuple(seen))
     except Exception as exc:
-        return f"{type(exc).__name__} while sending to {channel.display_url}"
+        return Delivery(f"{type(exc).__name__} while sending to {channel.display_url}",
+                        tuple(seen))
     status = getattr(result, "status", None)  # apprise 1.x returns a bare bool
     if result and (status is None or status.name == "SUCCESS"):
-        return None
+        return Delivery(None, tuple(seen))
     name = status.name if status is not None else "FAILURE"
-    return f"{name}: {channel.display_url} did not accept the alert"
+    return Delivery(f"{name}: {channel.display_url} did not accept the alert", tuple(seen))
 
 
 async def send_test(channel: Channel, now: datetime) -> str | None:

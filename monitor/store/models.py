@@ -22,7 +22,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "Feed", "Item", "Match", "Outbox", "SharedConfig", "UTCDateTime", "Watchlist"]
+__all__ = ["Base", "ChannelHold", "Feed", "Item", "Match", "Outbox", "SharedConfig", "UTCDateTime",
+           "Watchlist"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -186,3 +187,14 @@ class SharedConfig(Base):
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(200))
     """The worker that published it (host:pid)."""
+
+
+class ChannelHold(Base):
+    """A channel that asked not to be sent to before ``until`` (an HTTP 429 or 503 with
+    ``Retry-After``): no worker sends to it before then, whatever is due."""
+
+    __tablename__ = "channel_holds"
+
+    channel: Mapped[str] = mapped_column(String(200), primary_key=True)
+    until: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)

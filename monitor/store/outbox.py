@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .models import Feed, Item, Match, Outbox, Watchlist
+from .models import ChannelHold, Feed, Item, Match, Outbox, Watchlist
 
 __all__ = ["OutboxStore", "PendingAlert", "Source"]
 
@@ -181,6 +182,37 @@ class OutboxStore:
                                     Outbox.sent_at >= since)
                              .group_by(Outbox.batch))
             return sorted(t for (t,) in rows if t is not None)
+
+    def hold_channel(self, channel: str, until: datetime, reason: str) -> datetime:
+        """Send nothing to ``channel`` before ``until`` (its Retry-After): the hold is
+        kept (a later hold never shortens an earlier one) and every pending row of the
+        channel waits until then. Returns the hold in force."""
+        for attempt in range(2):  # two workers may insert the first hold at once
+            try:
+                with self._session() as s, s.begin():
+                    hold = s.get(ChannelHold, channel, with_for_update=True)
+                    if hold is None:
+                        hold = ChannelHold(channel=channel, until=until, reason=reason)
+                        s.add(hold)
+                    elif hold.until < until:
+                        hold.until, hold.reason = until, reason
+                    s.execute(update(Outbox).where(Outbox.channel == channel,
+                                                   Outbox.status == "pending",
+                                                   Outbox.next_attempt_at < hold.until)
+                              .values(next_attempt_at=hold.until))
+                    return hold.until
+            except IntegrityError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def channel_holds(self, now: datetime) -> dict[str, datetime]:
+        """channel -> the time before which nothing may be sent to it, for the holds
+        still in force at ``now`` (one small read per round; ended holds stay, one row
+        per channel, and are simply not in force)."""
+        with self._session() as s:
+            return {c: u for c, u in s.execute(select(ChannelHold.channel, ChannelHold.until)
+                                               .where(ChannelHold.until > now))}
 
     def outbox_counts(self) -> dict[tuple[str, str], int]:
         """(channel, status) -> number of rows."""
