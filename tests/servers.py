@@ -188,12 +188,15 @@ class Receiver(_LocalServer):
         self.answered: list[int] = []
         self.hang = False
         self.arrived = threading.Event()
+        self.changed = threading.Condition()
         server = self
 
         class Handler(_Handler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                server.posts.append((self.path, body))
+                with server.changed:
+                    server.posts.append((self.path, body))
+                    server.changed.notify_all()
                 server.arrived.set()
                 if server.hang:
                     server.release.wait(30)
@@ -209,6 +212,13 @@ class Receiver(_LocalServer):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def wait_for_posts(self, n: int, timeout: float = 30) -> None:
+        """Until ``n`` posts have arrived (answered or still held); fails after
+        ``timeout`` seconds."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: len(self.posts) >= n, timeout):
+                raise AssertionError(f"{len(self.posts)} posts, not {n}, in {timeout}s")
 
     def delivered(self) -> list[bytes]:
         """The bodies of the posts answered with 200."""

@@ -167,6 +167,34 @@ def test_a_slow_channel_does_not_hold_up_the_others(tmp_path: Path) -> None:
     assert store.outbox_counts() == {("fast", "sent"): 1, ("slow", "sent"): 1}
 
 
+def test_a_channel_hung_on_all_its_sends_leaves_the_others_their_threads(
+    tmp_path: Path
+) -> None:
+    """Channel ``stuck`` has 32 sends in flight (its concurrency), each held by its
+    receiver: more than any shared pool of threads (asyncio's or apprise's: at most 32).
+    Channel ``desk`` still delivers every alert meanwhile."""
+    titles = [f"Fighting in Tripoli, day {i}" for i in range(32)]
+    store = make_store(tmp_path / "m.db", ("stuck", "desk"), titles)
+    with Receiver() as stuck_rx, Receiver() as desk_rx:
+        stuck_rx.hang = True
+        stuck = load_channel("stuck", f"json://127.0.0.1:{stuck_rx.port}/a", concurrency=32)
+        desk = load_channel("desk", f"json://127.0.0.1:{desk_rx.port}/b")
+        held, d = dispatcher(store, stuck), dispatcher(store, desk)
+
+        async def scenario() -> int:
+            held.start(NOW)
+            await asyncio.to_thread(stuck_rx.wait_for_posts, 32)  # all 32 held
+            counts = await asyncio.wait_for(d.dispatch(NOW), 60)
+            assert "stuck" in held.busy and stuck_rx.answered == []
+            stuck_rx.release.set()
+            await held.drain(60)
+            return counts.sent
+
+        assert asyncio.run(scenario()) == 32
+        assert len(desk_rx.delivered()) == 32 and len(stuck_rx.delivered()) == 32
+    assert store.outbox_counts() == {("desk", "sent"): 32, ("stuck", "sent"): 32}
+
+
 @pytest.mark.parametrize(("status", "retry_after", "wait"), [
     (503, format_datetime(NOW + timedelta(minutes=30), usegmt=True), timedelta(minutes=30)),
     (429, "86400", timedelta(hours=1)),  # capped: RETRY_AFTER_CAP

@@ -124,7 +124,10 @@ def load_channel(name: str, url: str, *, templates: Mapping[str, str] | None = N
         raise AlertError(f"{targets.SCHEME}:// takes a path relative to the working "
                          f"directory (e.g. {targets.SCHEME}://var/alerts.log), not an "
                          "absolute one: apprise drops the leading slash")
-    notifier = apprise.Apprise()
+    # service_timeout=0: apprise would otherwise run each send with a deadline in its
+    # one process-wide pool of threads (min(32, cores + 4)), which sends that hang on
+    # one channel fill for every channel. The channel's timeout is ours (`deliver`).
+    notifier = apprise.Apprise(asset=apprise.AppriseAsset(service_timeout=0))
     if not notifier.add(url):
         scheme = url.split("://", 1)[0] if "://" in url else "(none)"
         raise AlertError(
@@ -366,14 +369,14 @@ async def deliver(channel: Channel, message: Message) -> Delivery:
 
     apprise 2 returns a result whose status tells SUCCESS from FAILURE, NOMATCH (no
     service took the message) and TIMEOUT; anything but SUCCESS is a failure. A send
-    that outlasts the channel's timeout is a failure too (the worker thread is left to
-    finish; if it does deliver, the retry is the one duplicate at-least-once allows).
+    that outlasts the channel's timeout is a failure too (the worker thread, one of the
+    channel's own, is left to finish; if it does deliver, the retry is the one duplicate
+    at-least-once allows).
     """
     seen: list[Response] = []
     notify = functools.partial(
         recording(seen).run, channel.notifier.notify, body=message.body,
-        title=message.title, body_format=_BODY_FORMATS[message.format],
-        timeout=channel.timeout)
+        title=message.title, body_format=_BODY_FORMATS[message.format])
     try:
         # In a worker thread of the channel's own: apprise paces each service
         # (time.sleep between messages, 5.5 s for email by default), which must not
