@@ -51,6 +51,7 @@ __all__ = [
     "OnceReport",
     "build",
     "digest_trigger",
+    "digests_due",
     "run_once",
     "schedule_problems",
     "send_health_notices",
@@ -210,6 +211,22 @@ def digest_trigger(schedule: str, timezone: str) -> CronTrigger:
     return CronTrigger.from_crontab(schedule, timezone=timezone)
 
 
+def digests_due(app: App, now: datetime) -> list[str]:
+    """The digest channels whose schedule fired since their oldest pending alert was
+    queued: the daemon would have sent that digest (``run --once``, or a daemon that
+    was down or failed to send then). A digest channel with nothing pending is not due."""
+    digests = {ch.name: ch for ch in app.config.channels
+               if ch.mode == "digest" and ch.digest_schedule}
+    due = []
+    for name, oldest in app.store.oldest_pending(digests).items():
+        ch = digests[name]
+        fired = digest_trigger(ch.digest_schedule or "", ch.timezone).get_next_fire_time(
+            None, oldest)
+        if fired is not None and fired <= now:
+            due.append(name)
+    return sorted(due)
+
+
 def schedule_problems(config: Config) -> list[Problem]:
     """Each digest_schedule that APScheduler's cron refuses."""
     problems = []
@@ -238,7 +255,10 @@ class OnceReport:
 
 
 async def run_once(app: App) -> OnceReport:
-    """Poll every active feed once, then send every pending alert."""
+    """Poll every active feed once, then send every alert due: each digest whose
+    schedule fired since its oldest pending alert (``digests_due``), every instant
+    alert pending (even one waiting out its backoff), but nothing to a channel held by
+    its Retry-After."""
     report = OnceReport()
     async with app.fetcher() as fetcher, app.parse_workers() as workers:
         poller = app.poller(fetcher, workers.parse)
@@ -246,7 +266,13 @@ async def run_once(app: App) -> OnceReport:
         report.polls = list(await asyncio.gather(
             *(poller.poll(feed, now) for feed in app.store.feeds(counts=False))))
     await send_health_notices(app)
-    report.dispatch = await app.dispatcher().dispatch(app.clock(), retry_now=True)
+    dispatcher, now = app.dispatcher(), app.clock()
+    digests = digests_due(app, now)
+    for name in digests:
+        with app.store.once(f"digest:{name}") as mine:
+            if mine:
+                report.dispatch.add(await dispatcher.send_digest(name, now))
+    report.dispatch.add(await dispatcher.dispatch(now, retry_now=True, skip=digests))
     return report
 
 

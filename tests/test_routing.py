@@ -8,11 +8,14 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import Workspace
+from servers import FeedServer, rss
 from test_alerts import alert
 from test_delivery import make_store
 
 from monitor.alerts import Dispatcher, Policy, QuietHours, load_channel, plan, renderer
-from monitor.daemon import digest_trigger
+from monitor.config import load_config
+from monitor.daemon import OnceReport, build, digest_trigger, run_once
 from monitor.match import Matcher, compile_watchlist
 from monitor.match.watchlist import WatchlistSpec
 from monitor.parse import Entry
@@ -141,3 +144,31 @@ def test_an_instant_channel_holds_quiet_hours_then_sends_one_digest(logdir: Path
     assert asyncio.run(d.dispatch(morning)).sent == 1
     assert entries(logdir / "out.log") == ["monitor digest: 2 matches in 1 watchlist"]
     assert store.pending_alerts(None) == []
+
+
+def test_run_once_sends_the_digests_whose_schedule_fired(
+    workspace: Workspace, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run --once`` "dispatches every alert due": a digest is due once its schedule
+    fired after its oldest pending alert was queued (the daemon would have sent it)."""
+    monkeypatch.chdir(workspace.root)
+    url = feed_server.serve("/wire", rss({"title": "Fighting in Libya", "guid": "1"},
+                                         {"title": "Tripoli airport shut", "guid": "2"}))
+    workspace.write(feeds=[url], extra=(
+        '[[channel]]\nname = "daily"\nurl = "alertfile://digest.log"\n'
+        'watchlists = ["libya"]\nmode = "digest"\ndigest_schedule = "0 7 * * *"\n'
+        'timezone = "Africa/Tripoli"\n'))
+    config = load_config(workspace.config)
+    log = workspace.root / "digest.log"
+
+    def once(at: datetime) -> OnceReport:
+        return asyncio.run(run_once(build(config, clock=lambda: at)))
+
+    assert once(NOW).dispatch.sent == 0  # queued at 14:00 Tripoli time
+    assert once(datetime(2026, 1, 20, 4, 59, tzinfo=UTC)).dispatch.sent == 0  # 06:59 there
+    assert not log.exists()
+    report = once(datetime(2026, 1, 20, 5, 0, tzinfo=UTC))  # 07:00 in Tripoli: it fired
+    assert report.dispatch.sent == 1 and "alerts: 1 sent" in report.summary()
+    assert entries(log) == ["monitor digest: 2 matches in 1 watchlist"]
+    assert once(datetime(2026, 1, 20, 9, 0, tzinfo=UTC)).dispatch.sent == 0  # sent once
+    assert entries(log) == ["monitor digest: 2 matches in 1 watchlist"]

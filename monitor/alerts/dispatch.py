@@ -181,6 +181,16 @@ class DispatchCounts:
     sent_by_channel: dict[str, int] = field(default_factory=dict)
     failed_by_channel: dict[str, int] = field(default_factory=dict)
 
+    def add(self, other: DispatchCounts) -> None:
+        self.sent += other.sent
+        self.failed += other.failed
+        self.dead += other.dead
+        self.errors.update(other.errors)
+        for mine, theirs in ((self.sent_by_channel, other.sent_by_channel),
+                             (self.failed_by_channel, other.failed_by_channel)):
+            for name, n in theirs.items():
+                mine[name] = mine.get(name, 0) + n
+
 
 class Dispatcher:
     """Sends due outbox rows, each channel in its own task."""
@@ -219,12 +229,14 @@ class Dispatcher:
                     rows.append(alert)
         return by_channel
 
-    async def dispatch(self, now: datetime, *, retry_now: bool = False) -> DispatchCounts:
+    async def dispatch(self, now: datetime, *, retry_now: bool = False,
+                       skip: Iterable[str] = ()) -> DispatchCounts:
         """Send every alert due at ``now`` and wait for every channel; with
         ``retry_now``, also those waiting out the backoff after a failure (``run
-        --once``)."""
+        --once``). Channels in ``skip`` are left alone (``run --once`` has just sent
+        their digest)."""
         counts = DispatchCounts()
-        due = self._due(now, retry_now, self.channels)
+        due = self._due(now, retry_now, [n for n in self.channels if n not in set(skip)])
         await asyncio.gather(*(self._serve(self.channels[name], rows, now, counts)
                                for name, rows in due.items()))
         return counts

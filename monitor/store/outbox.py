@@ -214,6 +214,15 @@ class OutboxStore:
             return {c: u for c, u in s.execute(select(ChannelHold.channel, ChannelHold.until)
                                                .where(ChannelHold.until > now))}
 
+    def oldest_pending(self, channels: Iterable[str]) -> dict[str, datetime]:
+        """channel -> when its oldest pending row was queued."""
+        with self._session() as s:
+            rows = s.execute(select(Outbox.channel, func.min(Outbox.created_at))
+                             .where(Outbox.status == "pending",
+                                    Outbox.channel.in_(list(channels)))
+                             .group_by(Outbox.channel))
+            return {c: t for c, t in rows if t is not None}
+
     def outbox_counts(self) -> dict[tuple[str, str], int]:
         """(channel, status) -> number of rows."""
         with self._session() as s:
