@@ -118,10 +118,11 @@ class _StoreCollector(Collector):
         up.add_metric([], 1)
         yield up
         now = self.source.now()
-        pending = GaugeMetricFamily("monitor_alerts_pending", "Alerts waiting to be sent, "
-                                    "by channel.", labels=["channel"])
+        pending = GaugeMetricFamily("monitor_alerts_pending", "Alerts not yet delivered "
+                                    "(waiting or being sent), by channel.", labels=["channel"])
         age = GaugeMetricFamily("monitor_outbox_oldest_pending_age_seconds",
-                                "Age of the oldest alert waiting, by channel (0 if none).",
+                                "Age of the oldest alert not yet delivered, by channel "
+                                "(0 if none).",
                                 labels=["channel"])
         channels = sorted(set(self.source.channel_names()) | stats.pending.keys())
         for channel in channels:

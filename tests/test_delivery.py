@@ -228,3 +228,17 @@ def test_hostile_feed_text_arrives_inert_by_email(tmp_path: Path,
     assert "<script>" not in content and "<img" not in content
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in content
     assert "Tripoli <script>alert(1)</script>" in SmtpServer.text(msg)  # as text, inert
+
+
+def test_alerts_being_sent_count_as_pending_and_keep_their_items(tmp_path: Path) -> None:
+    """/healthz and monitor_alerts_pending count rows in ``sending`` (claimed, maybe by a
+    process that died), and retention never deletes their items."""
+    store = make_store(tmp_path / "m.db", ("desk",), ["Sent", "Being sent", "Waiting"])
+    sent, sending, _ = store.pending_alerts(None)
+    store.mark_sent([sent.id], NOW)
+    assert store.claim([sending.id], NOW, NOW + timedelta(minutes=2)) == [sending.id]
+    stats = store.stats()
+    assert stats.pending == {"desk": 2} and stats.oldest_pending == {"desk": NOW}
+    later = NOW + timedelta(days=400)
+    assert store.prune(later, later).matched == 1
+    assert {a.title for a in store.alerts(["sending", "pending"])} == {"Being sent", "Waiting"}

@@ -23,7 +23,7 @@ class StoreStats:
     """A snapshot of the database for metrics and health."""
 
     pending: dict[str, int] = field(default_factory=dict)
-    """channel -> alerts waiting to be sent"""
+    """channel -> alerts not yet delivered (waiting, or being sent)"""
     oldest_pending: dict[str, datetime] = field(default_factory=dict)
     """channel -> when its oldest waiting alert was created"""
     feeds_active: int = 0
@@ -33,6 +33,11 @@ class StoreStats:
     @property
     def pending_total(self) -> int:
         return sum(self.pending.values())
+
+
+UNSENT = ("pending", "sending")
+"""Outbox states of an alert not yet delivered: waiting, or claimed by a send that is in
+flight (or died; its lease will expire)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ def stats(engine: Engine) -> StoreStats:
     try:
         with Session(engine) as s:
             rows = s.execute(select(Outbox.channel, func.count(), func.min(Outbox.created_at))
-                             .where(Outbox.status == "pending").group_by(Outbox.channel))
+                             .where(Outbox.status.in_(UNSENT)).group_by(Outbox.channel))
             pending, oldest = {}, {}
             for channel, n, first in rows:
                 pending[channel], oldest[channel] = n, first
@@ -70,11 +75,12 @@ def stats(engine: Engine) -> StoreStats:
 def prune(engine: Engine, unmatched_before: datetime, matched_before: datetime) -> Pruned:
     """Delete items their feed last served before the cutoffs: unmatched ones before
     ``unmatched_before``; matched ones (with their matches and alerts) before
-    ``matched_before``, unless an alert of theirs is still pending. An item its feed
+    ``matched_before``, unless an alert of theirs is still pending or being sent. An
+    item its feed
     still serves is never deleted, so it can never be stored (and alerted on) again."""
     matched = select(Match.id).where(Match.item_id == Item.id).exists()
     pending = (select(Outbox.id).join(Match, Outbox.match_id == Match.id)
-               .where(Match.item_id == Item.id, Outbox.status == "pending").exists())
+               .where(Match.item_id == Item.id, Outbox.status.in_(UNSENT)).exists())
     try:
         with Session(engine) as s, s.begin():
             a = s.execute(delete(Item).where(Item.last_seen_at < unmatched_before, ~matched)
