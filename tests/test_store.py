@@ -101,6 +101,22 @@ def test_outbox_rows_are_sent_once_and_failures_wait(store: Store) -> None:
     assert store.outbox_counts() == {("email", "sent"): 1, ("slack", "pending"): 1}
 
 
+def test_a_channel_hold_defers_its_pending_rows_and_never_shortens(store: Store) -> None:
+    (feed,) = store.feeds()
+    store.record_poll(feed.id, ok(), [item("a", "email", "slack"), item("b", "slack")])
+    until = NOW + timedelta(minutes=10)
+    assert store.hold_channel("slack", until, "429") == until
+    assert store.hold_channel("slack", NOW + timedelta(minutes=5), "429") == until
+    assert store.channel_holds(NOW) == {"slack": until}
+    assert [a.channel for a in store.pending_alerts(NOW)] == ["email"]
+    assert {a.next_attempt_at for a in store.pending_alerts(None) if a.channel == "slack"} == {
+        until}
+    later = NOW + timedelta(hours=2)
+    assert store.hold_channel("slack", later, "503") == later
+    assert store.channel_holds(later) == {}
+    assert store.oldest_pending(["slack", "email", "none"]) == {"slack": NOW, "email": NOW}
+
+
 def test_feeds_missing_from_the_config_are_deactivated_not_deleted(store: Store) -> None:
     (feed,) = store.feeds()
     store.record_poll(feed.id, ok(), [item("a")])
