@@ -13,9 +13,18 @@ from servers import FeedServer, rss
 from test_alerts import alert
 from test_delivery import make_store
 
-from monitor.alerts import Dispatcher, Policy, QuietHours, load_channel, plan, renderer
+from monitor.alerts import (
+    Dispatcher,
+    Policy,
+    QuietHours,
+    channel_from_settings,
+    load_channel,
+    plan,
+    renderer,
+)
 from monitor.config import load_config
 from monitor.daemon import OnceReport, build, digest_trigger, run_once
+from monitor.errors import ConfigError
 from monitor.match import Matcher, compile_watchlist
 from monitor.match.watchlist import WatchlistSpec
 from monitor.parse import Entry
@@ -172,3 +181,18 @@ def test_run_once_sends_the_digests_whose_schedule_fired(
     assert entries(log) == ["monitor digest: 2 matches in 1 watchlist"]
     assert once(datetime(2026, 1, 20, 9, 0, tzinfo=UTC)).dispatch.sent == 0  # sent once
     assert entries(log) == ["monitor digest: 2 matches in 1 watchlist"]
+
+
+def test_channel_concurrency_is_configured_and_bounded(workspace: Workspace) -> None:
+    workspace.write(feeds=[], channels=[("desk", "alertfile://a.log")])
+    base = workspace.config.read_text()
+    workspace.config.write_text(base + "concurrency = 4\n")
+    (ch,) = load_config(workspace.config).channels
+    channel = channel_from_settings(ch)
+    assert channel.concurrency == 4 and channel.pool is not None
+    assert channel.pool._max_workers == 4
+    for bad in (0, 33):
+        workspace.config.write_text(base + f"concurrency = {bad}\n")
+        with pytest.raises(ConfigError) as exc:
+            load_config(workspace.config)
+        assert "channel[0].concurrency" in str(exc.value)
