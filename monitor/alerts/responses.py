@@ -78,9 +78,20 @@ class _Requests:
 _subclasses: dict[type, type | None] = {}
 
 
-def _uses_requests(func: object) -> bool:
-    real = getattr(func, "__globals__", {}).get("requests")
-    return isinstance(real, types.ModuleType) and real.__name__ == "requests"
+def _names(code: types.CodeType) -> set[str]:
+    """The global (and attribute) names a function's code reads, nested code included."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
+
+
+def _uses_requests(func: types.FunctionType) -> bool:
+    """Whether ``func`` reads its module's global ``requests`` (the HTTP library)."""
+    real = func.__globals__.get("requests")
+    return (isinstance(real, types.ModuleType) and real.__name__ == "requests"
+            and "requests" in _names(func.__code__))
 
 
 def _rebind(func: types.FunctionType, namespaces: dict[int, dict[str, Any]]
