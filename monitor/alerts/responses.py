@@ -4,14 +4,15 @@ apprise 2.x plugins call ``requests.request`` (or ``requests.post`` …) through
 module's global name ``requests``, look at the status, and return a bool: the response
 headers never leave the plugin. Patching ``requests`` would change it for the whole
 process and every thread in it. Instead, each channel's service object is given a
-subclass of its plugin class (``observe``) whose methods are the plugin's own code,
-bound to a copy of the plugin module's globals in which ``requests`` is a proxy. The
+subclass of its plugin class (``observe``) whose methods that read ``requests`` are the
+plugin's own code, bound to a copy of the plugin module's globals in which ``requests``
+is a proxy. The
 proxy forwards every call and attribute to the real module, adding a response hook
 (requests' documented ``hooks=`` argument). The hook tells the recorder of the current
-send, a context variable set only inside that send's context (``record``), and does
-nothing when none is set. Nothing global changes: the plugin classes, the modules
-and ``requests`` stay as they are, and only our channels' service objects use the
-subclasses.
+send, a context variable set only in the copy of the context that one send runs in
+(``recording``), and does nothing when none is set. Nothing global changes: the
+plugin classes, the modules and ``requests`` stay as they are, and only our channels'
+service objects use the subclasses.
 
 A plugin that does not reach HTTP through a module-level ``requests`` (e-mail, a
 custom ``@notify`` target) is left as it is: nothing is recorded and the dispatcher's
