@@ -12,6 +12,10 @@ held: nothing is sent to it before then (at most ``RETRY_AFTER_CAP`` ahead), by 
 process or any other sharing the database, and its rows' next attempt is at least then.
 apprise does not pass the header on; ``responses`` reads it (see there).
 
+A channel with an hourly limit or quiet hours is served by one worker at a time across
+workers (a PostgreSQL advisory lock): its hour's count is read from the outbox rows
+sent, by any worker, so the limit holds for all of them together.
+
 Delivery is at-least-once: if the process dies after apprise delivered a message and
 before the row is marked sent, the row's lease expires and that one message is sent
 again. Channel URLs hold secrets: only apprise's privacy form (``url(privacy=True)``) is
@@ -283,6 +287,21 @@ class Dispatcher:
 
     async def _serve(self, channel: Channel, rows: list[PendingAlert], now: datetime,
                      counts: DispatchCounts) -> None:
+        policy = channel.policy
+        if policy.max_per_hour is None and policy.quiet is None:
+            await self._serve_alone(channel, rows, now, counts)
+            return
+        # Its plan counts the messages the channel sent in the last hour, by any worker
+        # (outbox rows sent): with several workers on PostgreSQL one serves the channel
+        # at a time, or two would each spend the hour's budget.
+        with self.store.once(f"channel:{channel.name}") as mine:
+            if mine:
+                await self._serve_alone(channel, rows, now, counts)
+            else:
+                log.debug("%s is being served by another worker", channel.name)
+
+    async def _serve_alone(self, channel: Channel, rows: list[PendingAlert], now: datetime,
+                           counts: DispatchCounts) -> None:
         if channel.mode == "digest":
             # only a digest that failed is retried between scheduled digests
             retry = [r for r in rows if r.attempts > 0]
