@@ -171,7 +171,10 @@ def _cmd_run(config: Config, args: argparse.Namespace) -> int:
     if args.once:
         lock = exclusive(config.settings.database.url.get_secret_value())
         try:
-            report = asyncio.run(run_once(build(config)))
+            app = build(config)
+            if lock is not None:  # the only process on this SQLite file: claims are dead
+                app.store.release_all_feeds()
+            report = asyncio.run(run_once(app))
         finally:
             if lock is not None:
                 lock.release()

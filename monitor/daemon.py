@@ -41,6 +41,7 @@ from .fetch import FeedAuth, Fetcher
 from .health import Heartbeat
 from .match import ActorSpec, AliasSpec, Matcher, Watchlist, WatchlistSpec, compile_watchlist
 from .metrics import Metrics
+from .once import poll_every_feed
 from .poll import FeedOptions, ParseFn, Poller, PollReport, parse_in_thread
 from .store import Store, create, migrate, schema_status
 from .workers import ParseWorkers, default_workers
@@ -258,13 +259,15 @@ async def run_once(app: App) -> OnceReport:
     """Poll every active feed once, then send every alert due: each digest whose
     schedule fired since its oldest pending alert (``digests_due``), every instant
     alert pending (even one waiting out its backoff), but nothing to a channel held by
-    its Retry-After."""
+    its Retry-After. The feeds are claimed as the daemon claims them
+    (``once.poll_every_feed``): several processes on one PostgreSQL share them."""
     report = OnceReport()
     async with app.fetcher() as fetcher, app.parse_workers() as workers:
-        poller = app.poller(fetcher, workers.parse)
-        now = app.clock()
-        report.polls = list(await asyncio.gather(
-            *(poller.poll(feed, now) for feed in app.store.feeds(counts=False))))
+        poller = app.poller(fetcher, workers.parse, owner=app.worker)
+        db = app.config.settings.database
+        report.polls = await poll_every_feed(
+            app.store, poller, app.worker, app.clock(), lease=db.lease,
+            limit=db.claim_batch or app.config.settings.fetch.concurrency * 2)
     await send_health_notices(app)
     dispatcher, now = app.dispatcher(), app.clock()
     digests = digests_due(app, now)

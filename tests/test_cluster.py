@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from servers import Receiver
+from conftest import Workspace
+from servers import FeedServer, Receiver, rss
 from sqlalchemy import Engine
 
 from monitor.alerts import Dispatcher, Policy, load_channel
@@ -74,3 +79,57 @@ def test_max_per_hour_holds_across_two_dispatchers(pg_url: str) -> None:
     finally:
         other.dispose()
         store.engine.dispose()
+
+
+def on_postgres(ws: Workspace, pg_url: str) -> None:
+    text = ws.config.read_text().replace(f'url = "sqlite:///{ws.db}"', f'url = "{pg_url}"')
+    ws.config.write_text(text)
+
+
+def test_two_run_once_at_the_same_time_poll_each_feed_once(
+        pg_url: str, tmp_path: Path, feed_server: FeedServer) -> None:
+    paths = [f"/f{i}.xml" for i in range(60)]
+    urls = [feed_server.serve(p, rss({"title": f"Clashes in Tripoli ({p})", "guid": p}))
+            for p in paths]
+    ws = Workspace(tmp_path)
+    ws.write(feeds=urls, channels=[("desk", "alertfile://alerts.log")])
+    on_postgres(ws, pg_url)
+    procs = [subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(ws.config),
+                               "run", "--once"], cwd=ws.root, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+             for _ in range(2)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    assert {p: len(feed_server.hits(p)) for p in paths} == {p: 1 for p in paths}
+    polled = [int(out.split("polled ", 1)[1].split()[0]) for out, _ in outs]
+    assert sum(polled) == 60, outs
+    alerts = [line for line in (ws.root / "alerts.log").read_text().splitlines()
+              if line.startswith("=== ")]
+    assert sorted(alerts) == sorted(f"=== [libya] Clashes in Tripoli ({p})" for p in paths)
+
+
+def test_a_run_once_skips_only_the_feeds_checked_in_its_round(
+        db_url: str, tmp_path: Path, feed_server: FeedServer) -> None:
+    from monitor.config import load_config
+    from monitor.daemon import build, run_once
+    from monitor.once import ONCE_FRESH
+
+    urls = [feed_server.serve(f"/f{i}.xml", rss({"title": "x", "guid": "1"}))
+            for i in range(3)]
+    ws = Workspace(tmp_path)
+    ws.write(feeds=urls)
+    on_postgres(ws, db_url)
+    config = load_config(ws.config)
+
+    def polls(at: datetime) -> int:
+        app = build(config, clock=lambda: at)
+        try:
+            return len(asyncio.run(run_once(app)).polls)
+        finally:
+            app.store.engine.dispose()
+
+    assert polls(NOW) == 3
+    soon = NOW + ONCE_FRESH / 2  # another run of the same round, e.g. on another host
+    assert polls(soon) == (0 if db_url.startswith("postgresql") else 3)
+    assert polls(NOW + ONCE_FRESH * 2) == 3  # the next round polls every feed again
+    assert len(feed_server.requests) == (6 if db_url.startswith("postgresql") else 9)

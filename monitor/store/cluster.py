@@ -37,17 +37,24 @@ def is_postgres(engine: Engine) -> bool:
 
 
 def claim_feeds(engine: Engine, owner: str, now: datetime, lease: timedelta,
-                limit: int) -> list[int]:
+                limit: int, *, unchecked_since: datetime | None = None) -> list[int]:
     """Claim up to ``limit`` due feeds for ``owner`` until ``now + lease``: active, due,
     and not under another worker's unexpired lease. Returns their ids, most overdue
-    first. A worker that dies leaves leases that expire; another then takes the feed."""
+    first. A worker that dies leaves leases that expire; another then takes the feed.
+
+    With ``unchecked_since`` (``run --once``), every active feed not checked since
+    then is claimed, due or not."""
     if limit <= 0:
         return []
+    if unchecked_since is None:
+        which = Feed.next_check_at <= now
+    else:
+        which = or_(Feed.last_checked_at.is_(None), Feed.last_checked_at < unchecked_since)
     try:
         with Session(engine) as s, s.begin():
             ids = list(s.scalars(
                 select(Feed.id)
-                .where(Feed.active.is_(True), Feed.next_check_at <= now,
+                .where(Feed.active.is_(True), which,
                        or_(Feed.lease_until.is_(None), Feed.lease_until <= now))
                 .order_by(Feed.next_check_at, Feed.id)
                 .limit(limit)

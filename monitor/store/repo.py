@@ -201,11 +201,19 @@ class Store(OutboxStore):
             )
             return [_feed_row(f) for f in s.scalars(query)]
 
+    @property
+    def several_workers(self) -> bool:
+        """Whether several daemons may share this database (PostgreSQL; SQLite: one)."""
+        return cluster.is_postgres(self.engine)
+
     def claim_due_feeds(self, owner: str, now: datetime, lease: timedelta,
-                        limit: int) -> list[FeedRow]:
+                        limit: int, *, unchecked_since: datetime | None = None
+                        ) -> list[FeedRow]:
         """Claim due feeds for ``owner`` under a lease (``cluster.claim_feeds``): with
-        several workers on PostgreSQL each gets its own, none waits for another."""
-        ids = cluster.claim_feeds(self.engine, owner, now, lease, limit)
+        several workers on PostgreSQL each gets its own, none waits for another. With
+        ``unchecked_since``: the feeds not checked since then, due or not."""
+        ids = cluster.claim_feeds(self.engine, owner, now, lease, limit,
+                                  unchecked_since=unchecked_since)
         if not ids:
             return []
         with self._session() as s:

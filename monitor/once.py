@@ -1,0 +1,61 @@
+"""The polls of ``monitor run --once``: every active feed once, claimed under a lease
+as the daemon claims its due feeds, so that several ``run --once`` (and daemons) on one
+PostgreSQL share the feeds and none is polled twice.
+
+"Every feed once" is every active feed not checked since ``since``: the start of the
+run on SQLite (one process), and ``ONCE_FRESH`` before it on PostgreSQL, where a feed
+another process checked that recently was this round's, done by a run started at the
+same time (from cron on two hosts, say).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from .poll import Poller, PollReport
+from .store import FeedRow, Store
+
+__all__ = ["ONCE_FRESH", "poll_every_feed"]
+
+log = logging.getLogger(__name__)
+
+ONCE_FRESH = timedelta(minutes=1)
+"""On a shared database, a feed checked this long before a ``run --once`` began is not
+polled again by it."""
+
+
+async def poll_every_feed(store: Store, poller: Poller, owner: str, now: datetime, *,
+                          lease: timedelta, limit: int) -> list[PollReport]:
+    """Claim feeds not checked since the round began, ``limit`` in flight at most, and
+    poll each (``poller`` must write as ``owner``); when no feed is left to claim,
+    wait for the polls in flight. Returns the reports by feed URL."""
+    since = now - ONCE_FRESH if store.several_workers else now
+    reports: list[PollReport] = []
+    seen: set[int] = set()
+    inflight: set[asyncio.Task[PollReport]] = set()
+    exhausted = False
+    while True:
+        room = limit - len(inflight)
+        if not exhausted and room > 0:
+            claimed = store.claim_due_feeds(owner, now, lease, room, unchecked_since=since)
+            fresh = [f for f in claimed if f.id not in seen]
+            _give_back(store, owner, [f for f in claimed if f.id in seen])
+            if not fresh:
+                exhausted = True
+            for feed in fresh:
+                seen.add(feed.id)
+                inflight.add(asyncio.create_task(poller.poll(feed, now),
+                                                 name=f"poll {feed.url}"))
+        if not inflight:
+            break
+        done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+        reports += [t.result() for t in done]
+    return sorted(reports, key=lambda r: r.feed)
+
+
+def _give_back(store: Store, owner: str, feeds: list[FeedRow]) -> None:
+    """A feed claimed again after its poll could not be written: left for the next run."""
+    if feeds:
+        store.release_feeds(owner, [f.id for f in feeds])
