@@ -43,6 +43,7 @@ from .match import ActorSpec, AliasSpec, Matcher, Watchlist, WatchlistSpec, comp
 from .metrics import Metrics
 from .once import poll_every_feed
 from .poll import FeedOptions, ParseFn, Poller, PollReport, parse_in_thread
+from .shared_settings import SETTINGS
 from .store import Store, create, migrate, schema_status
 from .workers import ParseWorkers, default_workers
 
@@ -108,6 +109,8 @@ class App:
     """This process's name on its claims (feeds) and publications."""
     watchlists_version: int | None = None
     """The version of the shared watchlists these are (``Store.publish``)."""
+    settings_version: int | None = None
+    """The version of the shared settings this configuration is (``shared_settings``)."""
 
     @property
     def routes(self) -> dict[str, tuple[str, ...]]:
@@ -310,8 +313,12 @@ class Jobs:
     """
 
     def __init__(self, app: App, fetcher: Fetcher, *, metrics: Metrics | None = None,
-                 heartbeat: Heartbeat | None = None, parse: ParseFn = parse_in_thread) -> None:
+                 heartbeat: Heartbeat | None = None, parse: ParseFn = parse_in_thread,
+                 on_settings: Callable[[int], None] | None = None) -> None:
         self.app = app
+        self.on_settings = on_settings
+        """Told the version when another worker published new settings (a reload)."""
+        self._settings_asked: int | None = None
         self.poller = app.poller(fetcher, parse, owner=app.worker)
         self.dispatcher = app.dispatcher(on_counts=self._observe_dispatch)
         self.metrics = metrics
@@ -360,6 +367,7 @@ class Jobs:
         if self.metrics is not None:
             self.metrics.last_tick.set_to_current_time()
         self.follow_watchlists()
+        self.follow_settings()
         room = self.limit - len(self.inflight)
         if room <= 0:
             return
@@ -391,6 +399,23 @@ class Jobs:
         self.poller.matcher = Matcher.of(watchlists)
         log.info("watchlists changed by another worker: now version %d (%s)", version,
                  ", ".join(w.name for w in watchlists))
+
+    def follow_settings(self) -> None:
+        """Ask for a reload of the settings files (``on_settings``) when another worker
+        published new settings: one read of a version number per tick."""
+        if self.on_settings is None:
+            return
+        try:
+            version = self.app.store.shared_version(SETTINGS)
+        except StoreError as exc:
+            log.error("could not read the version of the shared settings: %s", exc)
+            return
+        if version is None or version in (self.app.settings_version, self._settings_asked):
+            return
+        self._settings_asked = version
+        log.info("settings changed by another worker (version %d): reloading the files",
+                 version)
+        self.on_settings(version)
 
     def _done(self, feed_id: int, task: asyncio.Task[PollReport]) -> None:
         self.inflight.pop(feed_id, None)

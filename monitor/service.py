@@ -26,6 +26,7 @@ from .errors import ConfigError, MonitorError
 from .health import HealthReport, Heartbeat, check_health
 from .metrics import Metrics
 from .sdnotify import Notifier
+from .shared_settings import SETTINGS, announce, changed
 from .store import ExclusiveLock, StoreStats, exclusive
 from .web import WebServer
 
@@ -59,6 +60,8 @@ class Service:
         self._jobs: Jobs | None = None
         self._fetcher_exit: contextlib.AsyncExitStack | None = None
         self._reload_wanted = asyncio.Event()
+        self._follow: int | None = None
+        """The shared settings version another worker published, to reload for."""
         metrics.watch(_Source(self))
 
     # ------------------------------------------------------------ outside views
@@ -93,7 +96,8 @@ class Service:
                 await _first(stop, self._reload_wanted)
                 if self._reload_wanted.is_set() and not stop.is_set():
                     self._reload_wanted.clear()
-                    await self.reload()
+                    follow, self._follow = self._follow, None
+                    await self.reload(follow=follow)
         finally:
             self.notifier.stopping("stopping: finishing the polls and sends in flight")
             log.info("stopping: no new polls; waiting for those in flight")
@@ -108,8 +112,10 @@ class Service:
                 self.lock.release()
             log.info("stopped")
 
-    async def reload(self) -> bool:
-        """Apply the configuration files as they are now; False if they were refused."""
+    async def reload(self, *, follow: int | None = None) -> bool:
+        """Apply the configuration files as they are now; False if they were refused.
+        A SIGHUP that changed them tells the other workers (``shared_settings``); with
+        ``follow``, the shared settings version this reload follows, nothing is told."""
         log.info("reloading the configuration")
         self.notifier.reloading()
         try:
@@ -126,6 +132,7 @@ class Service:
             log.warning("[web] listen changed; it takes effect at the next restart")
         await self._stop_jobs()
         self.app = new
+        self._share_settings(old, follow)
         self.heartbeat.set_tick(new.config.settings.fetch.check_every.total_seconds())
         if self.on_reload is not None:
             self.on_reload(new)
@@ -136,6 +143,19 @@ class Service:
                  len(new.config.feeds), len(new.watchlists), len(new.channels))
         self.notifier.ready(f"reloaded; {self.status()}")
         return True
+
+    def _share_settings(self, old: App, follow: int | None) -> None:
+        new = self.app
+        new.settings_version = old.settings_version if follow is None else follow
+        if follow is None and changed(old.config, new.config):
+            try:
+                new.settings_version = announce(new.store, new.worker, new.clock())
+            except MonitorError as exc:
+                log.error("the other workers will not follow this reload: %s", exc)
+
+    def _follow_settings(self, version: int) -> None:
+        self._follow = version
+        self._reload_wanted.set()
 
     def _refused(self, why: str) -> bool:
         self.metrics.reloads.labels("refused").inc()
@@ -151,7 +171,7 @@ class Service:
         self.metrics.declare((w.name for w in self.app.watchlists),
                              (c.name for c in self.app.channels))
         self._jobs = Jobs(self.app, fetcher, metrics=self.metrics, heartbeat=self.heartbeat,
-                          parse=workers.parse)
+                          parse=workers.parse, on_settings=self._follow_settings)
         self._jobs.start()
 
     async def _stop_jobs(self) -> None:
@@ -194,6 +214,7 @@ def create_service(config: Config, environ: Mapping[str, str], *,
     lock = exclusive(config.settings.database.url.get_secret_value())
     try:
         app = build(config)
+        app.settings_version = app.store.shared_version(SETTINGS)
         if lock is not None:  # the only daemon: claims in the file are a killed one's
             released = app.store.release_all_feeds()
             if released:

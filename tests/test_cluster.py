@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from conftest import Workspace
-from servers import FeedServer, Receiver, rss
-from sqlalchemy import Engine
+from servers import FeedServer, NotifySocket, Receiver, rss
+from sqlalchemy import Engine, create_engine, text
 
 from monitor.alerts import Dispatcher, Policy, load_channel
 from monitor.store import FetchState, NewItem, NewMatch, Store, create, migrate
@@ -133,3 +134,80 @@ def test_a_run_once_skips_only_the_feeds_checked_in_its_round(
     assert polls(soon) == (0 if db_url.startswith("postgresql") else 3)
     assert polls(NOW + ONCE_FRESH * 2) == 3  # the next round polls every feed again
     assert len(feed_server.requests) == (6 if db_url.startswith("postgresql") else 9)
+
+
+TOKEN = "s3cret-desk-token"
+DESK = ("desk", "json://monitor:${DESK_TOKEN}@127.0.0.1:9/hook")
+
+
+class Worker:
+    """`monitor run` in a subprocess, telling its own sd_notify socket how it is."""
+
+    def __init__(self, ws: Workspace, name: str) -> None:
+        self.notify = NotifySocket().__enter__()
+        self.log = ws.root / f"{name}.log"
+        env = {**os.environ, "NOTIFY_SOCKET": self.notify.name, "DESK_TOKEN": TOKEN}
+        with self.log.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor", "--config", str(ws.config), "run"],
+                cwd=ws.root, stdout=subprocess.DEVNULL, stderr=err, env=env)
+
+    def ready(self) -> str:
+        return self.notify.wait_for("READY", timeout=60)["STATUS"]
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.notify.__exit__()
+
+
+def shared_rows(pg_url: str) -> dict[str, tuple[int, str]]:
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            return {name: (version, f"{fingerprint} {json.dumps(value)}")
+                    for name, version, fingerprint, value in conn.execute(text(
+                        "SELECT name, version, fingerprint, value FROM shared_config"))}
+    finally:
+        engine.dispose()
+
+
+def test_a_channel_change_reloaded_on_one_worker_reaches_the_other(
+        pg_url: str, tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write(feeds=[], channels=[DESK], extra='check_every = "0.2s"')
+    on_postgres(ws, pg_url)
+    follower = Worker(ws, "follower")
+    leader: Worker | None = None
+    try:
+        assert follower.ready().endswith("1 channels; 0 polls, 0 alerts sent; "
+                                         "0 polls in flight")
+        leader = Worker(ws, "leader")
+        assert ", 1 channels;" in leader.ready()
+
+        ws.write(feeds=[], channels=[DESK, ("ops", "alertfile://ops.log")],
+                 extra='check_every = "0.2s"\n[alerts]\nmax_attempts = 3')
+        on_postgres(ws, pg_url)
+        leader.proc.send_signal(signal.SIGHUP)
+        assert leader.ready().startswith("reloaded; 0 feeds, 1 watchlists, 2 channels")
+        # the follower was sent no signal: it follows on its next tick
+        assert follower.ready().startswith("reloaded; 0 feeds, 1 watchlists, 2 channels")
+        assert shared_rows(pg_url)["settings"][0] == 1  # the follower published nothing
+
+        leader.proc.send_signal(signal.SIGHUP)  # the same files: nothing to tell
+        assert leader.ready().startswith("reloaded;")
+        assert shared_rows(pg_url)["settings"][0] == 1
+        assert all(TOKEN not in row for _, row in shared_rows(pg_url).values())
+        assert leader.stop() == 0 and follower.stop() == 0
+    finally:
+        for worker in (follower, leader):
+            if worker is not None:
+                worker.close()
+    followed = [json.loads(line)["msg"] for line in follower.log.read_text().splitlines()]
+    assert "settings changed by another worker (version 1): reloading the files" in followed
+    assert TOKEN not in follower.log.read_text() + (ws.root / "leader.log").read_text()
