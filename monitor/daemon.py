@@ -43,7 +43,6 @@ from .match import ActorSpec, AliasSpec, Matcher, Watchlist, WatchlistSpec, comp
 from .metrics import Metrics
 from .once import poll_every_feed
 from .poll import FeedOptions, ParseFn, Poller, PollReport, parse_in_thread
-from .shared_settings import SETTINGS
 from .store import Store, create, migrate, schema_status
 from .workers import ParseWorkers, default_workers
 
@@ -83,6 +82,9 @@ def worker_id() -> str:
 
 WATCHLISTS = "watchlists"
 """The shared setting that carries the watchlists in force to every worker."""
+SETTINGS = "settings"
+"""The shared setting whose version tells the workers to reload their settings files
+(``shared_settings``)."""
 
 
 def spec_of(definition: dict[str, Any]) -> WatchlistSpec:

@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from .config import Config, load_config
-from .daemon import App, Jobs, build, stop_timeout
+from .daemon import SETTINGS, App, Jobs, build, stop_timeout
 from .errors import ConfigError, MonitorError
 from .health import HealthReport, Heartbeat, check_health
 from .metrics import Metrics
 from .sdnotify import Notifier
-from .shared_settings import SETTINGS, announce, changed
-from .store import ExclusiveLock, StoreStats, exclusive
+from .shared_settings import announce, changed
+from .shared_settings import follow as follow_settings
+from .store import ExclusiveLock, Store, StoreStats, exclusive
 from .web import WebServer
 
 __all__ = ["Service", "create_service"]
@@ -47,8 +48,12 @@ class Service:
 
     def __init__(self, app: App, load: Loader, *, notifier: Notifier, metrics: Metrics,
                  on_reload: Callable[[App], None] | None = None,
-                 lock: ExclusiveLock | None = None) -> None:
+                 lock: ExclusiveLock | None = None,
+                 load_following: Callable[[Store], App] | None = None) -> None:
         self.app = app
+        self.load_following = load_following
+        """Like ``load``, for a reload that follows another worker's (given the store
+        to read the shared watchlists from): ``shared_settings.follow``."""
         self.lock = lock
         """The SQLite lock file this daemon holds (``store.exclusive``), released at exit."""
         self.load = load
@@ -119,7 +124,10 @@ class Service:
         log.info("reloading the configuration")
         self.notifier.reloading()
         try:
-            new = await asyncio.to_thread(self.load)
+            if follow is not None and self.load_following is not None:
+                new = await asyncio.to_thread(self.load_following, self.app.store)
+            else:
+                new = await asyncio.to_thread(self.load)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused: %s", problem)
@@ -225,7 +233,7 @@ def create_service(config: Config, environ: Mapping[str, str], *,
         raise
     return Service(app, lambda: build(load_config(path), migrate_schema=False),
                    notifier=Notifier(environ), metrics=Metrics(), on_reload=on_reload,
-                   lock=lock)
+                   lock=lock, load_following=lambda store: follow_settings(path, store))
 
 
 class _Source:

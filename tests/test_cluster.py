@@ -177,27 +177,40 @@ def shared_rows(pg_url: str) -> dict[str, tuple[int, str]]:
         engine.dispose()
 
 
+LIBYA = "watchlists:\n  - name: libya\n    rules: [Libya]\n"
+TRIPOLI = "watchlists:\n  - name: libya\n    rules: [Libya, Tripoli]\n"
+
+
 def test_a_channel_change_reloaded_on_one_worker_reaches_the_other(
         pg_url: str, tmp_path: Path) -> None:
-    ws = Workspace(tmp_path)
-    ws.write(feeds=[], channels=[DESK], extra='check_every = "0.2s"')
-    on_postgres(ws, pg_url)
-    follower = Worker(ws, "follower")
+    """Two hosts with the same settings file; the follower's watchlists file is older
+    (watchlists travel through the database): following a reload must not republish it."""
+    leader_ws, follower_ws = Workspace(tmp_path / "a"), Workspace(tmp_path / "b")
+    for ws in (leader_ws, follower_ws):
+        ws.root.mkdir()
+        ws.write(feeds=[], channels=[DESK], extra='check_every = "0.2s"', watchlists=LIBYA)
+        on_postgres(ws, pg_url)
+    follower = Worker(follower_ws, "follower")
     leader: Worker | None = None
     try:
         assert follower.ready().endswith("1 channels; 0 polls, 0 alerts sent; "
                                          "0 polls in flight")
-        leader = Worker(ws, "leader")
+        leader = Worker(leader_ws, "leader")
         assert ", 1 channels;" in leader.ready()
+        assert shared_rows(pg_url)["watchlists"][0] == 1
 
-        ws.write(feeds=[], channels=[DESK, ("ops", "alertfile://ops.log")],
-                 extra='check_every = "0.2s"\n[alerts]\nmax_attempts = 3')
-        on_postgres(ws, pg_url)
+        for ws in (leader_ws, follower_ws):  # the new settings file, deployed to both
+            ws.write(feeds=[], channels=[DESK, ("ops", "alertfile://ops.log")],
+                     extra='check_every = "0.2s"\n[alerts]\nmax_attempts = 3',
+                     watchlists=TRIPOLI if ws is leader_ws else LIBYA)
+            on_postgres(ws, pg_url)
         leader.proc.send_signal(signal.SIGHUP)
         assert leader.ready().startswith("reloaded; 0 feeds, 1 watchlists, 2 channels")
         # the follower was sent no signal: it follows on its next tick
         assert follower.ready().startswith("reloaded; 0 feeds, 1 watchlists, 2 channels")
-        assert shared_rows(pg_url)["settings"][0] == 1  # the follower published nothing
+        rows = shared_rows(pg_url)
+        assert rows["settings"][0] == 1  # the follower told no one in turn
+        assert rows["watchlists"][0] == 2 and "Tripoli" in rows["watchlists"][1]
 
         leader.proc.send_signal(signal.SIGHUP)  # the same files: nothing to tell
         assert leader.ready().startswith("reloaded;")
@@ -210,4 +223,5 @@ def test_a_channel_change_reloaded_on_one_worker_reaches_the_other(
                 worker.close()
     followed = [json.loads(line)["msg"] for line in follower.log.read_text().splitlines()]
     assert "settings changed by another worker (version 1): reloading the files" in followed
-    assert TOKEN not in follower.log.read_text() + (ws.root / "leader.log").read_text()
+    assert TOKEN not in follower.log.read_text() + leader_ws.root.joinpath(
+        "leader.log").read_text()
