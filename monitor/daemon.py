@@ -271,7 +271,7 @@ async def run_once(app: App) -> OnceReport:
         poller = app.poller(fetcher, workers.parse, owner=app.worker)
         db = app.config.settings.database
         report.polls = await poll_every_feed(
-            app.store, poller, app.worker, app.clock(), lease=db.lease,
+            app.store, poller, app.worker, app.clock, lease=db.lease,
             limit=db.claim_batch or app.config.settings.fetch.concurrency * 2)
     await send_health_notices(app)
     dispatcher, now = app.dispatcher(), app.clock()

@@ -4,14 +4,17 @@ PostgreSQL share the feeds and none is polled twice.
 
 "Every feed once" is every active feed not checked since ``since``: the start of the
 run on SQLite (one process), and ``ONCE_FRESH`` before it on PostgreSQL, where a feed
-another process checked that recently was this round's, done by a run started at the
-same time (from cron on two hosts, say).
+another process checked that recently (or since) was this round's, done by a run
+started at about the same time (from cron on two hosts, say). Each batch is claimed
+and polled at the clock's time then, so a long run's checks stay fresh for a run that
+starts while it goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from .poll import Poller, PollReport
@@ -26,12 +29,14 @@ ONCE_FRESH = timedelta(minutes=1)
 polled again by it."""
 
 
-async def poll_every_feed(store: Store, poller: Poller, owner: str, now: datetime, *,
-                          lease: timedelta, limit: int) -> list[PollReport]:
+async def poll_every_feed(store: Store, poller: Poller, owner: str,
+                          clock: Callable[[], datetime], *, lease: timedelta,
+                          limit: int) -> list[PollReport]:
     """Claim feeds not checked since the round began, ``limit`` in flight at most, and
     poll each (``poller`` must write as ``owner``); when no feed is left to claim,
     wait for the polls in flight. Returns the reports by feed URL."""
-    since = now - ONCE_FRESH if store.several_workers else now
+    start = clock()
+    since = start - ONCE_FRESH if store.several_workers else start
     reports: list[PollReport] = []
     seen: set[int] = set()
     inflight: set[asyncio.Task[PollReport]] = set()
@@ -39,6 +44,7 @@ async def poll_every_feed(store: Store, poller: Poller, owner: str, now: datetim
     while True:
         room = limit - len(inflight)
         if not exhausted and room > 0:
+            now = clock()
             claimed = store.claim_due_feeds(owner, now, lease, room, unchecked_since=since)
             fresh = [f for f in claimed if f.id not in seen]
             _give_back(store, owner, [f for f in claimed if f.id in seen])

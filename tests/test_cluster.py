@@ -135,6 +135,19 @@ def test_a_run_once_skips_only_the_feeds_checked_in_its_round(
     assert polls(NOW + ONCE_FRESH * 2) == 3  # the next round polls every feed again
     assert len(feed_server.requests) == (6 if db_url.startswith("postgresql") else 9)
 
+    # a long run: it starts at T and reaches the feeds 3 minutes later; a run started
+    # then is of the same round, and finds them checked
+    start = NOW + ONCE_FRESH * 10
+    late = start + ONCE_FRESH * 3
+    app = build(config, clock=lambda: start)
+    times = iter([start])
+    app.clock = lambda: next(times, late)
+    try:
+        assert len(asyncio.run(run_once(app)).polls) == 3
+    finally:
+        app.store.engine.dispose()
+    assert polls(late + ONCE_FRESH / 2) == (0 if db_url.startswith("postgresql") else 3)
+
 
 TOKEN = "s3cret-desk-token"
 DESK = ("desk", "json://monitor:${DESK_TOKEN}@127.0.0.1:9/hook")
