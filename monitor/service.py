@@ -4,7 +4,10 @@
     SIGHUP   RELOADING=1; a new App is built from the files (``build``, so the same
              validation as at start). Invalid: errors logged, the old App runs on.
              Valid: the old jobs stop claiming work and finish (bounded), the new start.
-             READY=1 either way, with a STATUS saying which.
+             READY=1 either way, with a STATUS saying which. Applied and changed:
+             a new shared settings version tells the other workers (``shared_settings``).
+    follow   another worker published settings: reloaded as on SIGHUP (with the shared
+             watchlists), telling no one in turn.
     SIGTERM  STOPPING=1; no new work; in-flight work finishes or is cancelled within
     SIGINT   ``stop_timeout``; exit 0.
     watchdog WATCHDOG=1 every half ``WatchdogSec=`` while the scheduler ticks.
