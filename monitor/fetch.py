@@ -18,7 +18,7 @@ import ipaddress
 import socket
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -114,6 +114,33 @@ class Fetcher:
             started = time.monotonic()
             result = await self._attempt(url, headers, auth)
             return dataclasses.replace(result, elapsed=time.monotonic() - started)
+
+    async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int | None,
+                                                                        str | None]:
+        """POST a form (a WebSub hub request) under the same deadline and address checks
+        as a fetch, redirects not followed: (status, None), or (status or None, why it
+        failed). Up to 500 bytes of an error answer are kept in the reason."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self._client.stream("POST", url, data=dict(form),
+                                               follow_redirects=False) as response:
+                    if response.is_success:
+                        return response.status_code, None
+                    text = b""
+                    async for chunk in response.aiter_bytes():
+                        text += chunk
+                        if len(text) >= 500:
+                            break
+                    detail = text[:500].decode("utf-8", "replace").strip()
+                    return response.status_code, (f"HTTP {response.status_code} "
+                                                  f"{response.reason_phrase}"
+                                                  + (f": {detail}" if detail else ""))
+        except TimeoutError:
+            return None, f"timed out after {self.timeout:g}s"
+        except FeedError as exc:
+            return None, str(exc)
+        except httpx.HTTPError as exc:
+            return None, _describe(exc)
 
     async def _attempt(self, url: str, headers: dict[str, str],
                        auth: FeedAuth | None) -> FetchResult:

@@ -22,6 +22,7 @@ from .match import Document, Matcher, Watchlist, WatchlistMatch, snippet
 from .parse import Entry, ParsedFeed, parse_feed
 from .schedule import adaptive_interval, next_check
 from .store import FeedRow, FetchState, NewItem, NewMatch, PollCounts, Store, StoredItem
+from .websub import Push, Subscriber, discover
 
 __all__ = ["FeedOptions", "ParseFn", "PollReport", "Poller", "document", "match_entry",
            "parse_in_thread", "stored_document"]
@@ -99,7 +100,8 @@ class Poller:
                  min_rules: Mapping[str, int] | None = None,
                  story_window: timedelta = timedelta(hours=48),
                  parse: ParseFn = parse_in_thread,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None,
+                 websub: Subscriber | None = None) -> None:
         self.store = store
         self.owner = owner
         """The worker whose claims this poller's writes must hold (None: no claims)."""
@@ -111,6 +113,8 @@ class Poller:
         self.min_rules = dict(min_rules or {})
         self.story_window = story_window
         self.parse = parse
+        self.websub = websub
+        """Subscribes feeds that advertise a WebSub hub (None: WebSub off)."""
 
     async def poll(self, feed: FeedRow, now: datetime) -> PollReport:
         """Poll one feed. Never raises: whatever goes wrong is the report's error, and is
@@ -165,7 +169,35 @@ class Poller:
                                          *options.adaptive)
         state = self._state(feed, now, result, ok=True, title=parsed.title, interval=interval,
                             ttl=parsed.ttl)
-        return await self._record(feed, state, items, result, seen)
+        report = await self._record(feed, state, items, result, seen)
+        if self.websub is not None:
+            advert = discover(parsed.hub, parsed.self_link, result.headers, feed.location)
+            try:
+                await self.websub.consider(feed.id, advert, now)
+            except StoreError as exc:  # the poll is stored; the next one tries again
+                log.error("could not subscribe %s at its WebSub hub: %s", feed.url, exc)
+        return report
+
+    async def push(self, push: Push) -> PollReport:
+        """Content a WebSub hub pushed (signature already checked): parsed, matched and
+        stored like a poll's, leaving the feed's fetch state alone. Never raises."""
+        try:
+            feed = await asyncio.to_thread(self.store.feed, push.feed_id)
+            if feed is None:
+                raise FeedError("the feed no longer exists")
+            parsed = await self.parse(push.body, push.headers, feed.location)
+            items, seen = await asyncio.to_thread(self._process, feed, parsed)
+            counts = await asyncio.to_thread(self.store.record_push, feed.id, items, seen,
+                                             push.at, story_window=self.story_window)
+        except (FeedError, StoreError) as exc:
+            log.warning("content pushed for %s not stored: %s", push.feed_url, exc)
+            return PollReport(push.feed_url, False, None, str(exc), PollCounts())
+        except Exception as exc:  # a bug costs this push, never the daemon; polls go on
+            log.exception("processing content pushed for %s failed", push.feed_url)
+            return PollReport(push.feed_url, False, None, type(exc).__name__, PollCounts())
+        log.info("pushed to %s by its hub: %d new items, %d matches", push.feed_url,
+                 counts.new_items, counts.matches)
+        return PollReport(push.feed_url, True, None, None, counts)
 
     def _process(self, feed: FeedRow, parsed: ParsedFeed) -> tuple[list[NewItem], list[str]]:
         """Match the new entries; also the keys of every entry served (for retention)."""

@@ -28,6 +28,7 @@ from .metrics import Metrics
 from .sdnotify import Notifier
 from .store import ExclusiveLock, StoreStats, exclusive
 from .web import WebServer
+from .websub import Endpoint, Push
 
 __all__ = ["Service", "create_service"]
 
@@ -165,11 +166,21 @@ class Service:
         address = self.app.config.settings.web.address
         if address is None:
             return
-        self.web = WebServer(*address, metrics=self.metrics.exposition, health=self.health)
+        websub = self.app.config.settings.websub
+        endpoint = Endpoint(lambda: self.app.store, self._deliver_push, lambda: self.app.clock(),
+                            lease=websub.lease,
+                            max_body_bytes=self.app.config.settings.fetch.max_body_bytes)
+        self.web = WebServer(*address, metrics=self.metrics.exposition, health=self.health,
+                             websub=endpoint.handle if websub.enabled else None,
+                             max_body_bytes=endpoint.max_body_bytes)
         log.info("serving /metrics and /healthz on %s:%d", address[0], self.web.port)
         if not ipaddress.ip_address(address[0]).is_loopback:
             log.warning("[web] listen is not a loopback address, and /metrics and /healthz "
                         "have no authentication: firewall the port")
+
+    def _deliver_push(self, push: Push) -> bool:
+        jobs = self._jobs
+        return jobs is not None and jobs.deliver_push(push)
 
     async def _watchdog(self, interval: float) -> None:
         stalled = False

@@ -13,6 +13,7 @@ from .repo import (
     Source,
     Store,
     StoredItem,
+    SubscriptionRow,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Store",
     "StoreStats",
     "StoredItem",
+    "SubscriptionRow",
     "create",
     "exclusive",
     "migrate",

@@ -23,6 +23,7 @@ from . import cluster, housekeeping
 from .housekeeping import Pruned, StoreStats
 from .models import Feed, Item, Match, Outbox, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
+from .subscriptions import SubscriptionRow, SubscriptionStore
 
 __all__ = [
     "FeedRow",
@@ -33,6 +34,7 @@ __all__ = [
     "Source",
     "Store",
     "StoredItem",
+    "SubscriptionRow",
 ]
 
 
@@ -129,8 +131,8 @@ class PollCounts:
     """watchlist name -> matches stored by this poll."""
 
 
-class Store(OutboxStore):
-    """Reads and writes feeds, items, matches and the alert outbox."""
+class Store(OutboxStore, SubscriptionStore):
+    """Reads and writes feeds, items, matches, the alert outbox and WebSub subscriptions."""
 
     # ------------------------------------------------------------ configuration
 
@@ -265,56 +267,7 @@ class Store(OutboxStore):
                     s.execute(update(Item)
                               .where(Item.feed_id == feed_id, Item.last_seen_at == last)
                               .values(last_seen_at=state.checked_at))
-                for i in range(0, len(seen), 500):
-                    s.execute(update(Item)
-                              .where(Item.feed_id == feed_id, Item.key.in_(seen[i : i + 500]))
-                              .values(last_seen_at=state.checked_at))
-                if not items:
-                    return counts
-                known = set(s.scalars(select(Item.key).where(
-                    Item.feed_id == feed_id, Item.key.in_([i.key for i in items]))))
-                watchlist_ids = {n: i for n, i in s.execute(select(Watchlist.name, Watchlist.id))}
-                candidates: list[StoryCandidate] | None = None
-                for new in items:
-                    if new.key in known:
-                        continue
-                    known.add(new.key)
-                    item = Item(feed_id=feed_id, key=new.key, guid=new.guid, link=new.link,
-                                title=new.title, summary=new.summary, content=new.content,
-                                author=new.author, published_at=new.published_at,
-                                fetched_at=state.checked_at, last_seen_at=state.checked_at,
-                                title_key=new.title_key, simhash=new.simhash)
-                    s.add(item)
-                    counts.new_items += 1
-                    if not new.matches:
-                        continue
-                    s.flush()
-                    if candidates is None:
-                        candidates = _story_candidates(s, state.checked_at - story_window)
-                    story = find_story(StoryKeys(new.title_key, new.simhash), candidates,
-                                       now=state.checked_at, window=story_window)
-                    item.story_id = item.id if story is None else story
-                    candidates.append(StoryCandidate(item.id, item.story_id, feed_id,
-                                                     state.checked_at, new.title_key,
-                                                     new.simhash))
-                    for m in new.matches:
-                        match = Match(item_id=item.id, watchlist_id=watchlist_ids[m.watchlist],
-                                      rules=m.rules, snippet=m.snippet, marks=m.marks,
-                                      created_at=state.checked_at)
-                        s.add(match)
-                        s.flush()
-                        counts.matches += 1
-                        counts.watchlists.add(m.watchlist)
-                        counts.by_watchlist[m.watchlist] = (
-                            counts.by_watchlist.get(m.watchlist, 0) + 1)
-                        for channel in m.channels:
-                            merged = story is not None and _story_alerted(s, story, channel)
-                            s.add(Outbox(match_id=match.id, channel=channel,
-                                         status="merged" if merged else "pending",
-                                         attempts=0, errors=[],
-                                         next_attempt_at=state.checked_at,
-                                         created_at=state.checked_at))
-                            counts.alerts += not merged
+                _write_items(s, feed_id, items, seen, state.checked_at, story_window, counts)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the poll of feed {feed_id}: {exc}") from exc
         return counts
@@ -326,6 +279,28 @@ class Store(OutboxStore):
                 s.execute(update(Feed).where(Feed.id == feed_id).values(health_alerted_at=at))
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the health of feed {feed_id}: {exc}") from exc
+
+    def record_push(self, feed_id: int, items: Sequence[NewItem], seen: Sequence[str],
+                    now: datetime, *, story_window: timedelta = timedelta(hours=48)
+                    ) -> PollCounts:
+        """Content a WebSub hub pushed: like ``record_poll`` without the fetch state (the
+        feed's validators and schedule stay as its polls left them). The feed row is
+        locked (PostgreSQL), so a push and a poll of one feed store each item once."""
+        counts = PollCounts()
+        try:
+            with self._session() as s, s.begin():
+                if s.get(Feed, feed_id, with_for_update=True) is None:
+                    raise StoreError(f"feed {feed_id} no longer exists")
+                _write_items(s, feed_id, items, seen, now, story_window, counts)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot save the content pushed for feed {feed_id}: "
+                             f"{exc}") from exc
+        return counts
+
+    def feed(self, feed_id: int) -> FeedRow | None:
+        with self._session() as s:
+            found = s.get(Feed, feed_id)
+            return None if found is None else _feed_row(found)
 
     # ------------------------------------------------------------ operations
 
@@ -385,6 +360,57 @@ class Store(OutboxStore):
         return cluster.shared(self.engine, name)
 
     # ------------------------------------------------------------ outbox
+
+
+def _write_items(s: Session, feed_id: int, items: Sequence[NewItem], seen: Sequence[str],
+                 now: datetime, story_window: timedelta, counts: PollCounts) -> None:
+    """The new items of a poll or a push with their matches and outbox rows; and the
+    time the feed last served each key in ``seen``."""
+    for i in range(0, len(seen), 500):
+        s.execute(update(Item)
+                  .where(Item.feed_id == feed_id, Item.key.in_(seen[i : i + 500]))
+                  .values(last_seen_at=now))
+    if not items:
+        return
+    known = set(s.scalars(select(Item.key).where(
+        Item.feed_id == feed_id, Item.key.in_([i.key for i in items]))))
+    watchlist_ids = {n: i for n, i in s.execute(select(Watchlist.name, Watchlist.id))}
+    candidates: list[StoryCandidate] | None = None
+    for new in items:
+        if new.key in known:
+            continue
+        known.add(new.key)
+        item = Item(feed_id=feed_id, key=new.key, guid=new.guid, link=new.link,
+                    title=new.title, summary=new.summary, content=new.content,
+                    author=new.author, published_at=new.published_at, fetched_at=now,
+                    last_seen_at=now, title_key=new.title_key, simhash=new.simhash)
+        s.add(item)
+        counts.new_items += 1
+        if not new.matches:
+            continue
+        s.flush()
+        if candidates is None:
+            candidates = _story_candidates(s, now - story_window)
+        story = find_story(StoryKeys(new.title_key, new.simhash), candidates, now=now,
+                           window=story_window)
+        item.story_id = item.id if story is None else story
+        candidates.append(StoryCandidate(item.id, item.story_id, feed_id, now,
+                                         new.title_key, new.simhash))
+        for m in new.matches:
+            match = Match(item_id=item.id, watchlist_id=watchlist_ids[m.watchlist],
+                          rules=m.rules, snippet=m.snippet, marks=m.marks, created_at=now)
+            s.add(match)
+            s.flush()
+            counts.matches += 1
+            counts.watchlists.add(m.watchlist)
+            counts.by_watchlist[m.watchlist] = counts.by_watchlist.get(m.watchlist, 0) + 1
+            for channel in m.channels:
+                merged = story is not None and _story_alerted(s, story, channel)
+                s.add(Outbox(match_id=match.id, channel=channel,
+                             status="merged" if merged else "pending",
+                             attempts=0, errors=[], next_attempt_at=now, created_at=now))
+                counts.alerts += not merged
+
 
 def _story_candidates(s: Session, since: datetime) -> list[StoryCandidate]:
     """Matched items fetched since ``since``: the only ones that can share a story with
