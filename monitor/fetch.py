@@ -1,6 +1,6 @@
 """Fetching feeds with httpx: conditional GET, a total deadline, a body cap counted on
 decoded bytes, a per-host limit, and a refusal of private addresses unless the settings
-allow them.
+allow them, checked on the address the connection is made to (``netguard.py``).
 
 Bodies are decoded here, not by httpx: gzip and deflate are inflated in bounded steps,
 so a compression bomb is refused after ``max_body_bytes`` of output, never inflated
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
-import socket
+import ssl
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -25,10 +25,9 @@ from types import TracebackType
 import httpx
 
 from .errors import FeedError
+from .netguard import Guard, GuardedTransport, Network, Resolver, system_resolver
 
 __all__ = ["FeedAuth", "FetchResult", "Fetcher"]
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -72,10 +71,15 @@ class Fetcher:
         per_host: int = 4,
         max_redirects: int = 5,
         transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver = system_resolver,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``transport`` replaces the network (tests); ``resolver`` the DNS lookups and
+        ``ssl_context`` the trusted certificates of the real one."""
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
-        self.allowed = tuple(allow_private_networks)
+        self.guard = Guard(allow_private_networks, resolver)
+        limits = httpx.Limits(max_connections=concurrency)
         self._limit = asyncio.Semaphore(concurrency)
         self._per_host = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -88,9 +92,9 @@ class Fetcher:
                                "application/feed+json, application/xml;q=0.9, "
                                "text/xml;q=0.9, */*;q=0.5",
                      "Accept-Encoding": "gzip, deflate"},
-            limits=httpx.Limits(max_connections=concurrency),
+            limits=limits,
             event_hooks={"request": [self._check_destination]},
-            transport=transport,
+            transport=transport or GuardedTransport(self.guard, limits, ssl_context),
             trust_env=False,
         )
 
@@ -201,28 +205,17 @@ class Fetcher:
         return f"body larger than max_body_bytes ({self.max_body_bytes:,} bytes)"
 
     async def _check_destination(self, request: httpx.Request) -> None:
-        """Refuse a request (the first or a redirect) whose host resolves to a private,
-        loopback, link-local or reserved address outside the allowed networks."""
+        """Refuse a request (the first or a redirect) for a scheme other than http(s), or
+        for an address outside the allowed ones. A host name is checked where the
+        connection is made (``netguard.GuardedBackend``), on the address connected to."""
         url = request.url
         if url.scheme not in ("http", "https"):
             raise FeedError(f"refused: only http and https URLs are fetched, not {url.scheme}")
-        host = url.host
         try:
-            addresses = [ipaddress.ip_address(host)]
+            addr = ipaddress.ip_address(url.host)
         except ValueError:
-            loop = asyncio.get_running_loop()
-            try:
-                infos = await loop.getaddrinfo(host, url.port or 443, type=socket.SOCK_STREAM)
-            except OSError as exc:
-                raise FeedError(f"cannot resolve {host}: {exc.strerror or exc}") from exc
-            addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-        for addr in addresses:
-            if _is_public(addr) or any(addr in net for net in self.allowed):
-                continue
-            raise FeedError(
-                f"refused: {host} resolves to {addr}, a private or reserved address; "
-                "allow it with [fetch] allow_private_networks"
-            )
+            return
+        self.guard.check(url.host, addr)
 
 
 class _Inflater:
@@ -276,11 +269,6 @@ def _moved_to(response: httpx.Response) -> str | None:
     if response.history and all(r.status_code in (301, 308) for r in response.history):
         return str(response.url)
     return None
-
-
-def _is_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return not (addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_reserved
-                or addr.is_multicast or addr.is_unspecified)
 
 
 def _describe(exc: httpx.HTTPError) -> str:
