@@ -166,13 +166,13 @@ class Service:
         address = self.app.config.settings.web.address
         if address is None:
             return
-        websub = self.app.config.settings.websub
+        settings = self.app.config.settings
         endpoint = Endpoint(lambda: self.app.store, self._deliver_push, lambda: self.app.clock(),
-                            lease=websub.lease,
-                            max_body_bytes=self.app.config.settings.fetch.max_body_bytes)
+                            lease=settings.websub.lease,
+                            max_body_bytes=settings.fetch.max_body_bytes,
+                            enabled=lambda: self.app.config.settings.websub.enabled)
         self.web = WebServer(*address, metrics=self.metrics.exposition, health=self.health,
-                             websub=endpoint.handle if websub.enabled else None,
-                             max_body_bytes=endpoint.max_body_bytes)
+                             websub=endpoint.handle, max_body_bytes=endpoint.max_body_bytes)
         log.info("serving /metrics and /healthz on %s:%d", address[0], self.web.port)
         if not ipaddress.ip_address(address[0]).is_loopback:
             log.warning("[web] listen is not a loopback address, and /metrics and /healthz "

@@ -169,7 +169,9 @@ class Endpoint:
 
     def __init__(self, store: Callable[[], SubscriptionStore], deliver: Callable[[Push], bool],
                  clock: Callable[[], datetime], *, lease: timedelta,
-                 max_body_bytes: int) -> None:
+                 max_body_bytes: int, enabled: Callable[[], bool] = lambda: True) -> None:
+        self.enabled = enabled
+        """Read at each request: WebSub turned off by a reload answers nothing."""
         self.store = store
         self.deliver = deliver
         self.clock = clock
@@ -180,7 +182,7 @@ class Endpoint:
                body: bytes) -> Reply:
         """One request to a callback: the hub's verification (GET) or a push (POST)."""
         token = path[len(PREFIX):] if path.startswith(PREFIX) else ""
-        if not token or "/" in token:
+        if not token or "/" in token or not self.enabled():
             return _text(404, "no such subscription")
         try:
             if method == "GET":

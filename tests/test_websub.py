@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from monitor.config import load_config
 from monitor.daemon import build
+from monitor.errors import ConfigError
 from monitor.fetch import Fetcher
 from monitor.metrics import Metrics
 from monitor.poll import Poller
@@ -289,6 +290,13 @@ def test_a_hub_that_refuses_is_asked_again_later(store: Store) -> None:
     assert [r.feed_id for r in store.due_subscriptions(NOW + timedelta(hours=1))] == [feed.id]
 
 
+def test_websub_needs_a_callback_base_and_the_web_endpoint(workspace: Workspace) -> None:
+    workspace.write(feeds=[], extra="[websub]\nenabled = true\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(workspace.config)
+    assert "websub.enabled needs websub.callback_base" in str(err.value)
+
+
 # ------------------------------------------------------------------ the pure parts
 
 
@@ -331,3 +339,5 @@ def test_the_endpoint_answers_only_what_it_asked_for(store: Store) -> None:
     signed = {"X-Hub-Signature": sign(row.secret, b"x" * 11)}
     assert endpoint.handle("POST", path, "", signed, b"x" * 11)[0] == 413
     assert endpoint.handle("PUT", path, "", {}, b"")[0] == 405
+    endpoint.enabled = lambda: False  # turned off by a reload
+    assert endpoint.handle("POST", path, "", signed, b"x")[0] == 404
