@@ -23,6 +23,7 @@ from . import cluster, housekeeping
 from .housekeeping import Pruned, StoreStats
 from .models import Feed, Item, Match, Outbox, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
+from .states import FetchState, StateWrite, apply_state, record_states
 from .subscriptions import SubscriptionRow, SubscriptionStore
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "NewMatch",
     "PendingAlert",
     "Source",
+    "StateWrite",
     "Store",
     "StoredItem",
     "SubscriptionRow",
@@ -63,22 +65,6 @@ class FeedRow:
     def location(self) -> str:
         """The URL to fetch: where permanent redirects have led, else the configured one."""
         return self.fetch_url or self.url
-
-
-@dataclass(frozen=True)
-class FetchState:
-    """The outcome of one poll of a feed, as the feed row keeps it."""
-
-    checked_at: datetime
-    next_check_at: datetime
-    ok: bool
-    status: int | None = None
-    error: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    title: str | None = None
-    moved_to: str | None = None
-    """The feed's new URL after a permanent redirect."""
 
 
 @dataclass(frozen=True)
@@ -260,7 +246,7 @@ class Store(OutboxStore, SubscriptionStore):
                         raise StoreError(f"feed {feed_id} was taken over by another worker "
                                          "after this one's lease expired; its poll is dropped")
                     feed.lease_owner, feed.lease_until = None, None
-                _apply_state(feed, state)
+                apply_state(feed, state)
                 if state.status == 304:  # the items of the last response are still served
                     last = (select(func.max(Item.last_seen_at))
                             .where(Item.feed_id == feed_id).scalar_subquery())
@@ -271,6 +257,13 @@ class Store(OutboxStore, SubscriptionStore):
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the poll of feed {feed_id}: {exc}") from exc
         return counts
+
+    def record_states(self, writes: Sequence[StateWrite]) -> list[StoreError | None]:
+        """The fetch states of many polls that stored no items (304s, failures), in one
+        transaction: ``record_poll`` without items, for each. Returns, per write, None
+        or the error that refused it (a feed taken over by another worker); a database
+        error refuses them all (StoreError)."""
+        return record_states(self.engine, writes)
 
     def set_health_alerted(self, feed_id: int, at: datetime | None) -> None:
         """Record that the admin channel was told the feed is failing (None: recovered)."""
@@ -427,29 +420,6 @@ def _story_alerted(s: Session, story: int, channel: str) -> bool:
              .where(Item.story_id == story, Outbox.channel == channel,
                     Outbox.status != "merged").limit(1))
     return s.scalar(query) is not None
-
-
-def _apply_state(feed: Feed, st: FetchState) -> None:
-    feed.last_checked_at = st.checked_at
-    feed.next_check_at = st.next_check_at
-    feed.last_status = st.status
-    if st.moved_to and st.moved_to != (feed.fetch_url or feed.url):
-        feed.fetch_url = None if st.moved_to == feed.url else st.moved_to
-    if st.status == 410:
-        feed.gone_at = feed.gone_at or st.checked_at
-    elif st.ok:
-        feed.gone_at = None
-    if st.ok:
-        feed.last_success_at = st.checked_at
-        feed.last_error = None
-        feed.consecutive_failures = 0
-        if st.etag is not None or st.last_modified is not None or st.status == 200:
-            feed.etag, feed.last_modified = st.etag, st.last_modified
-        if st.title and not feed.title:
-            feed.title = st.title
-    else:
-        feed.last_error = st.error
-        feed.consecutive_failures += 1
 
 
 def _stored_item(i: Item, f: Feed) -> StoredItem:
