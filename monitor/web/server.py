@@ -1,10 +1,11 @@
 """A small WSGI app served from a thread by the standard library's ``wsgiref``.
 
 It answers ``GET /metrics`` (Prometheus text format) and ``GET /healthz`` (200 or 503
-with the failing checks as JSON), and, with WebSub on, the hubs' requests under
-``/websub/`` (``websub.Endpoint.handle``). It holds no state: both answers come from callables the
-daemon passes in, which read the configuration in force, so a reload needs no restart.
-There is no authentication: listen on 127.0.0.1 only.
+with the failing checks as JSON), and the WebSub hubs' requests under ``/websub/``
+(``websub.Endpoint.handle``, framework-free; this module only adapts WSGI to it). It
+holds no state: every answer comes from callables the daemon passes in, which read the
+configuration in force, so a reload needs no restart. There is no authentication:
+listen on 127.0.0.1 only (a reverse proxy may forward ``/websub/`` alone).
 """
 
 from __future__ import annotations
