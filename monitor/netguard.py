@@ -89,6 +89,31 @@ class Guard:
         return addresses
 
 
+HAPPY_EYEBALLS_DELAY = 0.25
+"""Seconds before the next address of a name is tried while one has not answered."""
+
+
+def _interleave(addresses: list[Address]) -> list[Address]:
+    """Alternate the address families, the first answer's first (RFC 8305)."""
+    if not addresses:
+        return []
+    first = [a for a in addresses if a.version == addresses[0].version]
+    other = [a for a in addresses if a.version != addresses[0].version]
+    out: list[Address] = []
+    for i in range(max(len(first), len(other))):
+        out += first[i : i + 1] + other[i : i + 1]
+    return out
+
+
+async def _abandon(tasks: set[asyncio.Task[httpcore.AsyncNetworkStream]]) -> None:
+    """Cancel the connection attempts still running; close any that connected anyway."""
+    for task in tasks:
+        task.cancel()
+    for result in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(result, httpcore.AsyncNetworkStream):
+            await result.aclose()
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network backend, connecting only to addresses the guard checked."""
 
@@ -100,16 +125,29 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                           local_address: str | None = None,
                           socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
                           ) -> httpcore.AsyncNetworkStream:
-        last: Exception | None = None
-        for addr in await self.guard.resolve(host, port):
-            try:
-                return await self.inner.connect_tcp(str(addr), port, timeout=timeout,
-                                                    local_address=local_address,
-                                                    socket_options=socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc  # the next address, as a browser would
-        assert last is not None  # resolve() returns at least one address
-        raise last
+        addresses = _interleave(await self.guard.resolve(host, port))
+        pending: set[asyncio.Task[httpcore.AsyncNetworkStream]] = set()
+        errors: list[BaseException] = []
+        try:
+            # Happy eyeballs (RFC 8305), as anyio does for a name: the next address is
+            # tried when one fails, or when it has not answered within the delay.
+            while addresses or pending:
+                if addresses:
+                    pending.add(asyncio.create_task(self.inner.connect_tcp(
+                        str(addresses.pop(0)), port, timeout=timeout,
+                        local_address=local_address, socket_options=socket_options)))
+                done, pending = await asyncio.wait(
+                    pending, timeout=HAPPY_EYEBALLS_DELAY if addresses else None,
+                    return_when=asyncio.FIRST_COMPLETED)
+                streams = [t.result() for t in done if t.exception() is None]
+                errors += [e for t in done if (e := t.exception()) is not None]
+                if streams:
+                    for extra in streams[1:]:
+                        await extra.aclose()
+                    return streams[0]
+        finally:
+            await _abandon(pending)
+        raise errors[0]
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,

@@ -153,3 +153,41 @@ def test_https_keeps_the_name_for_sni_and_certificate_checks(tmp_path: Path) -> 
         # the same server by address: the certificate does not name 127.0.0.1
         r = fetch(f"https://127.0.0.1:{server.port}/feed.xml", ssl_context=client_ctx)
         assert r.error is not None and "certificate" in r.error.lower()
+
+
+def test_an_address_that_never_answers_does_not_hold_up_the_next(
+        pair: tuple[FeedServer, FeedServer]) -> None:
+    """Happy eyeballs, as before the guard moved: a name's first address is a listener
+    whose queue is full (its SYNs go unanswered); the second, tried 0.25 s later,
+    answers, well within the deadline."""
+    good, _ = pair
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.3", good.port))
+        silent.listen(0)
+        filler = socket.create_connection(("127.0.0.3", good.port), timeout=5)
+
+        async def resolver(host: str, port: int) -> Sequence[str]:
+            return ["127.0.0.3", "127.0.0.1"]
+
+        async def go() -> FetchResult:
+            async with Fetcher(timeout=20, max_body_bytes=100_000, concurrency=4,
+                               user_agent="t", resolver=resolver,
+                               allow_private_networks=[ipaddress.ip_network("127.0.0.0/30")]
+                               ) as f:
+                return await f.fetch(f"http://{HOST}:{good.port}/feed.xml")
+
+        try:
+            r = asyncio.run(go())
+        finally:
+            filler.close()
+    assert r.error is None and b"allowed" in r.body
+    assert len(good.requests) == 1
+
+
+def test_address_families_alternate_the_first_answers_first() -> None:
+    from monitor.netguard import _interleave
+
+    a, b, c, d = map(ipaddress.ip_address, ["192.0.2.1", "192.0.2.2", "2001:db8::1", "2001:db8::2"])
+    assert _interleave([a, b, c, d]) == [a, c, b, d]
+    assert _interleave([c, a, b]) == [c, a, b]
+    assert _interleave([]) == []
