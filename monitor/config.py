@@ -47,6 +47,7 @@ __all__ = [
     "RetentionSettings",
     "Settings",
     "WebSettings",
+    "WebSubSettings",
     "default_config_path",
     "load_config",
     "parse_duration",
@@ -259,6 +260,20 @@ class WebSettings(_Model):
         return host.removeprefix("[").removesuffix("]"), int(port)
 
 
+class WebSubSettings(_Model):
+    enabled: bool = False
+    """Subscribe to the hubs feeds advertise (WebSub); needs [web] listen."""
+    callback_base: str | None = None
+    """How hubs reach [web] listen, e.g. "https://monitor.example.org" behind a proxy."""
+    lease: Duration = timedelta(days=7)
+    """The lease asked of hubs (hub.lease_seconds); renewed before it ends."""
+
+    @field_validator("callback_base")
+    @classmethod
+    def _check_base(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value).rstrip("/")
+
+
 class RetentionSettings(_Model):
     items: Duration = timedelta(days=30)
     """Unmatched items are deleted this long after a feed last served them."""
@@ -276,6 +291,7 @@ class Settings(_Model):
     parse: ParseSettings = ParseSettings()
     alerts: AlertSettings = AlertSettings()
     web: WebSettings = WebSettings()
+    websub: WebSubSettings = WebSubSettings()
     retention: RetentionSettings = RetentionSettings()
     feed: list[FeedSettings] = []
     channel: list[ChannelSettings] = []
@@ -286,6 +302,13 @@ class Settings(_Model):
             raise ValueError(
                 f"database.lease ({self.database.lease}) must be longer than fetch.timeout "
                 f"({self.fetch.timeout}): a claim must outlast the poll it covers")
+        return self
+
+    @model_validator(mode="after")
+    def _websub_needs_web(self) -> Settings:
+        if self.websub.enabled and not (self.websub.callback_base and self.web.listen):
+            raise ValueError("websub.enabled needs websub.callback_base (how hubs reach "
+                             "this daemon) and web.listen (where it answers them)")
         return self
 
 

@@ -44,6 +44,7 @@ from .metrics import Metrics
 from .once import poll_every_feed
 from .poll import FeedOptions, ParseFn, Poller, PollReport, parse_in_thread
 from .store import Store, create, migrate, schema_status
+from .websub import Push, Subscriber
 from .workers import ParseWorkers, default_workers
 
 __all__ = [
@@ -143,10 +144,15 @@ class App:
     def poller(self, fetcher: Fetcher, parse: ParseFn = parse_in_thread,
                owner: str | None = None) -> Poller:
         """With ``owner``, each poll's write must hold that worker's claim on the feed."""
+        websub = self.config.settings.websub
+        subscriber = None
+        if websub.enabled and websub.callback_base:
+            subscriber = Subscriber(self.store, fetcher, callback_base=websub.callback_base,
+                                    lease=websub.lease)
         return Poller(self.store, fetcher, self.watchlists, self.routes, self.feed_options,
                       min_rules=self.min_rules,
                       story_window=self.config.settings.alerts.story_window, parse=parse,
-                      owner=owner)
+                      owner=owner, websub=subscriber)
 
     @property
     def feed_options(self) -> dict[str, FeedOptions]:
@@ -326,6 +332,8 @@ class Jobs:
         self.metrics = metrics
         self.heartbeat = heartbeat
         self.inflight: dict[int, asyncio.Task[PollReport]] = {}
+        self.pushes: set[asyncio.Task[PollReport]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         db = app.config.settings.database
         self.limit = db.claim_batch or app.config.settings.fetch.concurrency * 2
         self.lease = db.lease
@@ -334,7 +342,7 @@ class Jobs:
         self.scheduler: AsyncIOScheduler | None = None
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         tick = self.app.config.settings.fetch.check_every
         every_tick = IntervalTrigger(seconds=tick.total_seconds(), timezone=UTC)
@@ -348,6 +356,10 @@ class Jobs:
         scheduler.add_job(self.check_feed_health,
                           IntervalTrigger(seconds=HEALTH_EVERY.total_seconds(), timezone=UTC),
                           max_instances=1, coalesce=True, misfire_grace_time=None)
+        if self.poller.websub is not None:
+            scheduler.add_job(self.renew_subscriptions,
+                              IntervalTrigger(seconds=HEALTH_EVERY.total_seconds(), timezone=UTC),
+                              max_instances=1, coalesce=True, misfire_grace_time=None)
         for ch in self.app.config.channels:
             if ch.mode == "digest" and ch.digest_schedule:
                 scheduler.add_job(self.send_digest, digest_trigger(ch.digest_schedule,
@@ -434,6 +446,33 @@ class Jobs:
         if self.metrics is not None:
             self.metrics.observe_poll(task.result())
 
+    def deliver_push(self, push: Push) -> bool:
+        """Process content a WebSub hub pushed, at once (from any thread: the web
+        server's). False when these jobs are not running."""
+        loop = self._loop
+        if loop is None or self.scheduler is None or loop.is_closed():
+            return False
+
+        def start() -> None:
+            task = loop.create_task(self.poller.push(push), name=f"push {push.feed_url}")
+            self.pushes.add(task)
+            task.add_done_callback(self.pushes.discard)
+
+        loop.call_soon_threadsafe(start)
+        return True
+
+    async def renew_subscriptions(self) -> None:
+        """Ask the hubs again for subscriptions whose lease nears its end, or whose
+        request failed or was never verified."""
+        if self.poller.websub is None:
+            return
+        with self.app.store.once("websub-renewal") as mine:
+            if mine:
+                try:
+                    await self.poller.websub.renew_due(self.app.clock())
+                except StoreError as exc:
+                    log.error("could not renew the WebSub subscriptions: %s", exc)
+
     async def send_due_alerts(self) -> None:
         self.dispatcher.start(self.app.clock())  # a task per idle channel; returns at once
 
@@ -477,7 +516,7 @@ class Jobs:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
-        tasks: list[asyncio.Task[Any]] = [*self.inflight.values(),
+        tasks: list[asyncio.Task[Any]] = [*self.inflight.values(), *self.pushes,
                                            *self.dispatcher.busy.values()]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=timeout)

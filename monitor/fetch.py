@@ -1,6 +1,6 @@
 """Fetching feeds with httpx: conditional GET, a total deadline, a body cap counted on
 decoded bytes, a per-host limit, and a refusal of private addresses unless the settings
-allow them.
+allow them, checked on the address the connection is made to (``netguard.py``).
 
 Bodies are decoded here, not by httpx: gzip and deflate are inflated in bounded steps,
 so a compression bomb is refused after ``max_body_bytes`` of output, never inflated
@@ -15,20 +15,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
-import socket
+import ssl
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
 import httpx
 
 from .errors import FeedError
+from .netguard import Guard, GuardedTransport, Network, Resolver, system_resolver
 
 __all__ = ["FeedAuth", "FetchResult", "Fetcher"]
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -72,10 +71,15 @@ class Fetcher:
         per_host: int = 4,
         max_redirects: int = 5,
         transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver = system_resolver,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``transport`` replaces the network (tests); ``resolver`` the DNS lookups and
+        ``ssl_context`` the trusted certificates of the real one."""
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
-        self.allowed = tuple(allow_private_networks)
+        self.guard = Guard(allow_private_networks, resolver)
+        limits = httpx.Limits(max_connections=concurrency)
         self._limit = asyncio.Semaphore(concurrency)
         self._per_host = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -88,9 +92,9 @@ class Fetcher:
                                "application/feed+json, application/xml;q=0.9, "
                                "text/xml;q=0.9, */*;q=0.5",
                      "Accept-Encoding": "gzip, deflate"},
-            limits=httpx.Limits(max_connections=concurrency),
+            limits=limits,
             event_hooks={"request": [self._check_destination]},
-            transport=transport,
+            transport=transport or GuardedTransport(self.guard, limits, ssl_context),
             trust_env=False,
         )
 
@@ -114,6 +118,33 @@ class Fetcher:
             started = time.monotonic()
             result = await self._attempt(url, headers, auth)
             return dataclasses.replace(result, elapsed=time.monotonic() - started)
+
+    async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int | None,
+                                                                        str | None]:
+        """POST a form (a WebSub hub request) under the same deadline and address checks
+        as a fetch, redirects not followed: (status, None), or (status or None, why it
+        failed). Up to 500 bytes of an error answer are kept in the reason."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self._client.stream("POST", url, data=dict(form),
+                                               follow_redirects=False) as response:
+                    if response.is_success:
+                        return response.status_code, None
+                    text = b""
+                    async for chunk in response.aiter_bytes():
+                        text += chunk
+                        if len(text) >= 500:
+                            break
+                    detail = text[:500].decode("utf-8", "replace").strip()
+                    return response.status_code, (f"HTTP {response.status_code} "
+                                                  f"{response.reason_phrase}"
+                                                  + (f": {detail}" if detail else ""))
+        except TimeoutError:
+            return None, f"timed out after {self.timeout:g}s"
+        except FeedError as exc:
+            return None, str(exc)
+        except httpx.HTTPError as exc:
+            return None, _describe(exc)
 
     async def _attempt(self, url: str, headers: dict[str, str],
                        auth: FeedAuth | None) -> FetchResult:
@@ -174,28 +205,17 @@ class Fetcher:
         return f"body larger than max_body_bytes ({self.max_body_bytes:,} bytes)"
 
     async def _check_destination(self, request: httpx.Request) -> None:
-        """Refuse a request (the first or a redirect) whose host resolves to a private,
-        loopback, link-local or reserved address outside the allowed networks."""
+        """Refuse a request (the first or a redirect) for a scheme other than http(s), or
+        for an address outside the allowed ones. A host name is checked where the
+        connection is made (``netguard.GuardedBackend``), on the address connected to."""
         url = request.url
         if url.scheme not in ("http", "https"):
             raise FeedError(f"refused: only http and https URLs are fetched, not {url.scheme}")
-        host = url.host
         try:
-            addresses = [ipaddress.ip_address(host)]
+            addr = ipaddress.ip_address(url.host)
         except ValueError:
-            loop = asyncio.get_running_loop()
-            try:
-                infos = await loop.getaddrinfo(host, url.port or 443, type=socket.SOCK_STREAM)
-            except OSError as exc:
-                raise FeedError(f"cannot resolve {host}: {exc.strerror or exc}") from exc
-            addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-        for addr in addresses:
-            if _is_public(addr) or any(addr in net for net in self.allowed):
-                continue
-            raise FeedError(
-                f"refused: {host} resolves to {addr}, a private or reserved address; "
-                "allow it with [fetch] allow_private_networks"
-            )
+            return
+        self.guard.check(url.host, addr)
 
 
 class _Inflater:
@@ -249,11 +269,6 @@ def _moved_to(response: httpx.Response) -> str | None:
     if response.history and all(r.status_code in (301, 308) for r in response.history):
         return str(response.url)
     return None
-
-
-def _is_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return not (addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_reserved
-                or addr.is_multicast or addr.is_unspecified)
 
 
 def _describe(exc: httpx.HTTPError) -> str:

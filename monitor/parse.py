@@ -55,6 +55,11 @@ class ParsedFeed:
     """Set when feedparser had to recover from malformed input (``bozo``)."""
     ttl: timedelta | None = None
     """RSS ``<ttl>``: how long the feed may be cached."""
+    hub: str | None = None
+    """The WebSub hub the feed advertises (``<link rel="hub">``, JSON Feed ``hubs``),
+    as written (maybe relative)."""
+    self_link: str | None = None
+    """The feed's own URL as it states it (``rel="self"``, JSON Feed ``feed_url``)."""
 
 
 def parse_feed(body: bytes, headers: Mapping[str, str] | None = None,
@@ -94,7 +99,17 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None,
         entries=entries,
         warning=_describe(bozo) if bozo else None,
         ttl=_ttl(feed.get("ttl")),
+        hub=_link(feed, "hub"),
+        self_link=_link(feed, "self"),
     ), max_entries, len(result.entries))
+
+
+def _link(feed: Any, rel: str) -> str | None:
+    """The first ``<link rel=…>`` (Atom, or atom:link in RSS) of the feed."""
+    for link in feed.get("links", ()) if hasattr(feed, "get") else ():
+        if isinstance(link, dict) and link.get("rel") == rel:
+            return _str(link.get("href"))
+    return None
 
 
 def _capped(parsed: ParsedFeed, limit: int, total: int | None = None) -> ParsedFeed:
@@ -179,8 +194,11 @@ def parse_json_feed(body: bytes) -> ParsedFeed:
     items = doc.get("items")
     entries = tuple(_json_entry(i) for i in (items if isinstance(items, list) else [])
                     if isinstance(i, dict))
+    hubs = doc.get("hubs")
+    hub = next((_str(h.get("url")) for h in (hubs if isinstance(hubs, list) else [])
+                if isinstance(h, dict) and str(h.get("type", "")).lower() == "websub"), None)
     return ParsedFeed(title=_text(doc.get("title"))[:1000], link=_str(doc.get("home_page_url")),
-                      entries=entries)
+                      entries=entries, hub=hub, self_link=_str(doc.get("feed_url")))
 
 
 def _str(value: Any) -> str | None:

@@ -21,7 +21,17 @@ from .fetch import FeedAuth, Fetcher, FetchResult
 from .match import Document, Matcher, Watchlist, WatchlistMatch, snippet
 from .parse import Entry, ParsedFeed, parse_feed
 from .schedule import adaptive_interval, next_check
-from .store import FeedRow, FetchState, NewItem, NewMatch, PollCounts, Store, StoredItem
+from .store import (
+    FeedRow,
+    FetchState,
+    NewItem,
+    NewMatch,
+    PollCounts,
+    StateWrite,
+    Store,
+    StoredItem,
+)
+from .websub import Push, Subscriber, discover
 
 __all__ = ["FeedOptions", "ParseFn", "PollReport", "Poller", "document", "match_entry",
            "parse_in_thread", "stored_document"]
@@ -91,6 +101,44 @@ class FeedOptions:
     """(floor, ceiling) when the interval follows the feed's publishing rate."""
 
 
+class StateWriter:
+    """Writes the states of polls that store no items (304s, failures) together: each
+    write joins a batch, and a batch is written, in one transaction from one thread,
+    as soon as the previous one is done. A round of 304s then costs a few commits, not
+    one per feed queueing on SQLite's lock; nothing waits for a batch to fill."""
+
+    def __init__(self, store: Store, max_batch: int = 500) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: list[tuple[StateWrite, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def write(self, write: StateWrite) -> None:
+        """Raises StoreError if this state was refused (or the batch failed)."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((write, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="write poll states")
+        await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._queue[:self.max_batch]
+            del self._queue[:self.max_batch]
+            try:
+                errors: list[StoreError | None] = await asyncio.to_thread(
+                    self.store.record_states, [w for w, _ in batch])
+            except StoreError as exc:
+                errors = [exc] * len(batch)
+            for (_, future), error in zip(batch, errors, strict=True):
+                if future.done():  # its poll was cancelled
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+
 class Poller:
     def __init__(self, store: Store, fetcher: Fetcher, watchlists: Sequence[Watchlist],
                  routes: Mapping[str, tuple[str, ...]],
@@ -99,7 +147,8 @@ class Poller:
                  min_rules: Mapping[str, int] | None = None,
                  story_window: timedelta = timedelta(hours=48),
                  parse: ParseFn = parse_in_thread,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None,
+                 websub: Subscriber | None = None) -> None:
         self.store = store
         self.owner = owner
         """The worker whose claims this poller's writes must hold (None: no claims)."""
@@ -111,6 +160,9 @@ class Poller:
         self.min_rules = dict(min_rules or {})
         self.story_window = story_window
         self.parse = parse
+        self.websub = websub
+        """Subscribes feeds that advertise a WebSub hub (None: WebSub off)."""
+        self.states = StateWriter(store)
 
     async def poll(self, feed: FeedRow, now: datetime) -> PollReport:
         """Poll one feed. Never raises: whatever goes wrong is the report's error, and is
@@ -165,7 +217,35 @@ class Poller:
                                          *options.adaptive)
         state = self._state(feed, now, result, ok=True, title=parsed.title, interval=interval,
                             ttl=parsed.ttl)
-        return await self._record(feed, state, items, result, seen)
+        report = await self._record(feed, state, items, result, seen)
+        if self.websub is not None:
+            advert = discover(parsed.hub, parsed.self_link, result.headers, feed.location)
+            try:
+                await self.websub.consider(feed.id, advert, now)
+            except StoreError as exc:  # the poll is stored; the next one tries again
+                log.error("could not subscribe %s at its WebSub hub: %s", feed.url, exc)
+        return report
+
+    async def push(self, push: Push) -> PollReport:
+        """Content a WebSub hub pushed (signature already checked): parsed, matched and
+        stored like a poll's, leaving the feed's fetch state alone. Never raises."""
+        try:
+            feed = await asyncio.to_thread(self.store.feed, push.feed_id)
+            if feed is None:
+                raise FeedError("the feed no longer exists")
+            parsed = await self.parse(push.body, push.headers, feed.location)
+            items, seen = await asyncio.to_thread(self._process, feed, parsed)
+            counts = await asyncio.to_thread(self.store.record_push, feed.id, items, seen,
+                                             push.at, story_window=self.story_window)
+        except (FeedError, StoreError) as exc:
+            log.warning("content pushed for %s not stored: %s", push.feed_url, exc)
+            return PollReport(push.feed_url, False, None, str(exc), PollCounts())
+        except Exception as exc:  # a bug costs this push, never the daemon; polls go on
+            log.exception("processing content pushed for %s failed", push.feed_url)
+            return PollReport(push.feed_url, False, None, type(exc).__name__, PollCounts())
+        log.info("pushed to %s by its hub: %d new items, %d matches", push.feed_url,
+                 counts.new_items, counts.matches)
+        return PollReport(push.feed_url, True, None, None, counts)
 
     def _process(self, feed: FeedRow, parsed: ParsedFeed) -> tuple[list[NewItem], list[str]]:
         """Match the new entries; also the keys of every entry served (for retention)."""
@@ -192,10 +272,13 @@ class Poller:
 
     async def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem],
                       result: FetchResult, seen: list[str] | None = None) -> PollReport:
-        # In a thread: a transaction of a thousand items must not stall the event loop.
-        counts = await asyncio.to_thread(self.store.record_poll, feed.id, state, items,
-                                         seen or [], story_window=self.story_window,
-                                         owner=self.owner)
+        if not items and not seen:  # a 304 or a failure: batched with the others
+            await self.states.write(StateWrite(feed.id, state, self.owner))
+            counts = PollCounts()
+        else:  # in a thread: a thousand items must not stall the event loop
+            counts = await asyncio.to_thread(self.store.record_poll, feed.id, state, items,
+                                             seen or [], story_window=self.story_window,
+                                             owner=self.owner)
         if state.ok:
             log.info("polled %s: %s, %d new items, %d matches", feed.url,
                      state.status, counts.new_items, counts.matches)

@@ -33,6 +33,7 @@ from .shared_settings import announce, changed
 from .shared_settings import follow as follow_settings
 from .store import ExclusiveLock, Store, StoreStats, exclusive
 from .web import WebServer
+from .websub import Endpoint, Push
 
 __all__ = ["Service", "create_service"]
 
@@ -196,11 +197,21 @@ class Service:
         address = self.app.config.settings.web.address
         if address is None:
             return
-        self.web = WebServer(*address, metrics=self.metrics.exposition, health=self.health)
+        settings = self.app.config.settings
+        endpoint = Endpoint(lambda: self.app.store, self._deliver_push, lambda: self.app.clock(),
+                            lease=settings.websub.lease,
+                            max_body_bytes=settings.fetch.max_body_bytes,
+                            enabled=lambda: self.app.config.settings.websub.enabled)
+        self.web = WebServer(*address, metrics=self.metrics.exposition, health=self.health,
+                             websub=endpoint.handle, max_body_bytes=endpoint.max_body_bytes)
         log.info("serving /metrics and /healthz on %s:%d", address[0], self.web.port)
         if not ipaddress.ip_address(address[0]).is_loopback:
             log.warning("[web] listen is not a loopback address, and /metrics and /healthz "
                         "have no authentication: firewall the port")
+
+    def _deliver_push(self, push: Push) -> bool:
+        jobs = self._jobs
+        return jobs is not None and jobs.deliver_push(push)
 
     async def _watchdog(self, interval: float) -> None:
         stalled = False

@@ -66,9 +66,10 @@ class _LocalServer:
     """An HTTP server on 127.0.0.1, in a thread, for one test. Handlers that hang wait on
     ``release``, which stopping the server sets."""
 
-    def __init__(self, handler: type[_Handler]) -> None:
+    def __init__(self, handler: type[_Handler], host: str = "127.0.0.1", port: int = 0) -> None:
         self.release = threading.Event()
-        self.httpd = _Server(("127.0.0.1", 0), handler)
+        self.host = host
+        self.httpd = _Server((host, port), handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -81,13 +82,13 @@ class _LocalServer:
         self.httpd.server_close()
 
     def url(self, path: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
 
 class FeedServer(_LocalServer):
     """Serves whatever routes a test sets, and records every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
         server = self
@@ -104,7 +105,7 @@ class FeedServer(_LocalServer):
                 else:
                     self.reply(route.status, route.headers, route.body)
 
-        super().__init__(Handler)
+        super().__init__(Handler, host, port)
 
     def __enter__(self) -> FeedServer:
         self.start()

@@ -10,7 +10,8 @@ import monitor
 PACKAGE = Path(monitor.__file__).resolve().parent
 
 HOMES = {
-    "httpx": {"fetch.py"},
+    "httpx": {"fetch.py", "netguard.py"},
+    "httpcore": {"netguard.py"},
     "feedparser": {"parse.py"},
     "sqlalchemy": {"store/"},
     "alembic": {"store/"},

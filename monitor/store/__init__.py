@@ -11,8 +11,10 @@ from .repo import (
     PendingAlert,
     PollCounts,
     Source,
+    StateWrite,
     Store,
     StoredItem,
+    SubscriptionRow,
 )
 
 __all__ = [
@@ -25,9 +27,11 @@ __all__ = [
     "PollCounts",
     "Pruned",
     "Source",
+    "StateWrite",
     "Store",
     "StoreStats",
     "StoredItem",
+    "SubscriptionRow",
     "create",
     "exclusive",
     "migrate",

@@ -22,8 +22,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "ChannelHold", "Feed", "Item", "Match", "Outbox", "SharedConfig", "UTCDateTime",
-           "Watchlist"]
+__all__ = ["Base", "ChannelHold", "Feed", "Item", "Match", "Outbox", "SharedConfig",
+           "Subscription", "UTCDateTime", "Watchlist"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -198,3 +198,34 @@ class ChannelHold(Base):
     channel: Mapped[str] = mapped_column(String(200), primary_key=True)
     until: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text)
+
+
+class Subscription(Base):
+    """A feed's WebSub subscription at its hub (``monitor/websub.py``): one per feed."""
+
+    __tablename__ = "websub_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"),
+                                         unique=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    """The last part of the callback URL: names the subscription, proves nothing."""
+    hub: Mapped[str] = mapped_column(Text)
+    topic: Mapped[str] = mapped_column(Text)
+    """The feed's ``rel="self"`` URL (else the URL fetched): what the hub knows it by."""
+    secret: Mapped[str] = mapped_column(String(128))
+    """The HMAC key of the pushes (``hub.secret``). Never logged, never shown."""
+    state: Mapped[str] = mapped_column(String(16))
+    """pending (asked, not yet verified) | active | denied | failed (the hub refused the
+    request or could not be reached)."""
+    lease_seconds: Mapped[int | None] = mapped_column(Integer)
+    """The lease the hub granted at the last verification."""
+    requested_at: Mapped[datetime]
+    verified_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    renew_at: Mapped[datetime] = mapped_column(index=True)
+    """When to (re)subscribe: before the lease ends, or to retry a request that failed
+    or was never verified."""
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_push_at: Mapped[datetime | None]

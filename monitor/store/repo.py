@@ -23,6 +23,8 @@ from . import cluster, housekeeping
 from .housekeeping import Pruned, StoreStats
 from .models import Feed, Item, Match, Outbox, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
+from .states import FetchState, StateWrite, apply_state, record_states
+from .subscriptions import SubscriptionRow, SubscriptionStore
 
 __all__ = [
     "FeedRow",
@@ -31,8 +33,10 @@ __all__ = [
     "NewMatch",
     "PendingAlert",
     "Source",
+    "StateWrite",
     "Store",
     "StoredItem",
+    "SubscriptionRow",
 ]
 
 
@@ -61,22 +65,6 @@ class FeedRow:
     def location(self) -> str:
         """The URL to fetch: where permanent redirects have led, else the configured one."""
         return self.fetch_url or self.url
-
-
-@dataclass(frozen=True)
-class FetchState:
-    """The outcome of one poll of a feed, as the feed row keeps it."""
-
-    checked_at: datetime
-    next_check_at: datetime
-    ok: bool
-    status: int | None = None
-    error: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    title: str | None = None
-    moved_to: str | None = None
-    """The feed's new URL after a permanent redirect."""
 
 
 @dataclass(frozen=True)
@@ -129,8 +117,8 @@ class PollCounts:
     """watchlist name -> matches stored by this poll."""
 
 
-class Store(OutboxStore):
-    """Reads and writes feeds, items, matches and the alert outbox."""
+class Store(OutboxStore, SubscriptionStore):
+    """Reads and writes feeds, items, matches, the alert outbox and WebSub subscriptions."""
 
     # ------------------------------------------------------------ configuration
 
@@ -266,66 +254,24 @@ class Store(OutboxStore):
                         raise StoreError(f"feed {feed_id} was taken over by another worker "
                                          "after this one's lease expired; its poll is dropped")
                     feed.lease_owner, feed.lease_until = None, None
-                _apply_state(feed, state)
+                apply_state(feed, state)
                 if state.status == 304:  # the items of the last response are still served
                     last = (select(func.max(Item.last_seen_at))
                             .where(Item.feed_id == feed_id).scalar_subquery())
                     s.execute(update(Item)
                               .where(Item.feed_id == feed_id, Item.last_seen_at == last)
                               .values(last_seen_at=state.checked_at))
-                for i in range(0, len(seen), 500):
-                    s.execute(update(Item)
-                              .where(Item.feed_id == feed_id, Item.key.in_(seen[i : i + 500]))
-                              .values(last_seen_at=state.checked_at))
-                if not items:
-                    return counts
-                known = set(s.scalars(select(Item.key).where(
-                    Item.feed_id == feed_id, Item.key.in_([i.key for i in items]))))
-                watchlist_ids = {n: i for n, i in s.execute(select(Watchlist.name, Watchlist.id))}
-                candidates: list[StoryCandidate] | None = None
-                for new in items:
-                    if new.key in known:
-                        continue
-                    known.add(new.key)
-                    item = Item(feed_id=feed_id, key=new.key, guid=new.guid, link=new.link,
-                                title=new.title, summary=new.summary, content=new.content,
-                                author=new.author, published_at=new.published_at,
-                                fetched_at=state.checked_at, last_seen_at=state.checked_at,
-                                title_key=new.title_key, simhash=new.simhash)
-                    s.add(item)
-                    counts.new_items += 1
-                    if not new.matches:
-                        continue
-                    s.flush()
-                    if candidates is None:
-                        candidates = _story_candidates(s, state.checked_at - story_window)
-                    story = find_story(StoryKeys(new.title_key, new.simhash), candidates,
-                                       now=state.checked_at, window=story_window)
-                    item.story_id = item.id if story is None else story
-                    candidates.append(StoryCandidate(item.id, item.story_id, feed_id,
-                                                     state.checked_at, new.title_key,
-                                                     new.simhash))
-                    for m in new.matches:
-                        match = Match(item_id=item.id, watchlist_id=watchlist_ids[m.watchlist],
-                                      rules=m.rules, snippet=m.snippet, marks=m.marks,
-                                      created_at=state.checked_at)
-                        s.add(match)
-                        s.flush()
-                        counts.matches += 1
-                        counts.watchlists.add(m.watchlist)
-                        counts.by_watchlist[m.watchlist] = (
-                            counts.by_watchlist.get(m.watchlist, 0) + 1)
-                        for channel in m.channels:
-                            merged = story is not None and _story_alerted(s, story, channel)
-                            s.add(Outbox(match_id=match.id, channel=channel,
-                                         status="merged" if merged else "pending",
-                                         attempts=0, errors=[],
-                                         next_attempt_at=state.checked_at,
-                                         created_at=state.checked_at))
-                            counts.alerts += not merged
+                _write_items(s, feed_id, items, seen, state.checked_at, story_window, counts)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the poll of feed {feed_id}: {exc}") from exc
         return counts
+
+    def record_states(self, writes: Sequence[StateWrite]) -> list[StoreError | None]:
+        """The fetch states of many polls that stored no items (304s, failures), in one
+        transaction: ``record_poll`` without items, for each. Returns, per write, None
+        or the error that refused it (a feed taken over by another worker); a database
+        error refuses them all (StoreError)."""
+        return record_states(self.engine, writes)
 
     def set_health_alerted(self, feed_id: int, at: datetime | None) -> None:
         """Record that the admin channel was told the feed is failing (None: recovered)."""
@@ -334,6 +280,28 @@ class Store(OutboxStore):
                 s.execute(update(Feed).where(Feed.id == feed_id).values(health_alerted_at=at))
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the health of feed {feed_id}: {exc}") from exc
+
+    def record_push(self, feed_id: int, items: Sequence[NewItem], seen: Sequence[str],
+                    now: datetime, *, story_window: timedelta = timedelta(hours=48)
+                    ) -> PollCounts:
+        """Content a WebSub hub pushed: like ``record_poll`` without the fetch state (the
+        feed's validators and schedule stay as its polls left them). The feed row is
+        locked (PostgreSQL), so a push and a poll of one feed store each item once."""
+        counts = PollCounts()
+        try:
+            with self._session() as s, s.begin():
+                if s.get(Feed, feed_id, with_for_update=True) is None:
+                    raise StoreError(f"feed {feed_id} no longer exists")
+                _write_items(s, feed_id, items, seen, now, story_window, counts)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot save the content pushed for feed {feed_id}: "
+                             f"{exc}") from exc
+        return counts
+
+    def feed(self, feed_id: int) -> FeedRow | None:
+        with self._session() as s:
+            found = s.get(Feed, feed_id)
+            return None if found is None else _feed_row(found)
 
     # ------------------------------------------------------------ operations
 
@@ -394,6 +362,57 @@ class Store(OutboxStore):
 
     # ------------------------------------------------------------ outbox
 
+
+def _write_items(s: Session, feed_id: int, items: Sequence[NewItem], seen: Sequence[str],
+                 now: datetime, story_window: timedelta, counts: PollCounts) -> None:
+    """The new items of a poll or a push with their matches and outbox rows; and the
+    time the feed last served each key in ``seen``."""
+    for i in range(0, len(seen), 500):
+        s.execute(update(Item)
+                  .where(Item.feed_id == feed_id, Item.key.in_(seen[i : i + 500]))
+                  .values(last_seen_at=now))
+    if not items:
+        return
+    known = set(s.scalars(select(Item.key).where(
+        Item.feed_id == feed_id, Item.key.in_([i.key for i in items]))))
+    watchlist_ids = {n: i for n, i in s.execute(select(Watchlist.name, Watchlist.id))}
+    candidates: list[StoryCandidate] | None = None
+    for new in items:
+        if new.key in known:
+            continue
+        known.add(new.key)
+        item = Item(feed_id=feed_id, key=new.key, guid=new.guid, link=new.link,
+                    title=new.title, summary=new.summary, content=new.content,
+                    author=new.author, published_at=new.published_at, fetched_at=now,
+                    last_seen_at=now, title_key=new.title_key, simhash=new.simhash)
+        s.add(item)
+        counts.new_items += 1
+        if not new.matches:
+            continue
+        s.flush()
+        if candidates is None:
+            candidates = _story_candidates(s, now - story_window)
+        story = find_story(StoryKeys(new.title_key, new.simhash), candidates, now=now,
+                           window=story_window)
+        item.story_id = item.id if story is None else story
+        candidates.append(StoryCandidate(item.id, item.story_id, feed_id, now,
+                                         new.title_key, new.simhash))
+        for m in new.matches:
+            match = Match(item_id=item.id, watchlist_id=watchlist_ids[m.watchlist],
+                          rules=m.rules, snippet=m.snippet, marks=m.marks, created_at=now)
+            s.add(match)
+            s.flush()
+            counts.matches += 1
+            counts.watchlists.add(m.watchlist)
+            counts.by_watchlist[m.watchlist] = counts.by_watchlist.get(m.watchlist, 0) + 1
+            for channel in m.channels:
+                merged = story is not None and _story_alerted(s, story, channel)
+                s.add(Outbox(match_id=match.id, channel=channel,
+                             status="merged" if merged else "pending",
+                             attempts=0, errors=[], next_attempt_at=now, created_at=now))
+                counts.alerts += not merged
+
+
 def _story_candidates(s: Session, since: datetime) -> list[StoryCandidate]:
     """Matched items fetched since ``since``: the only ones that can share a story with
     a new alert."""
@@ -409,29 +428,6 @@ def _story_alerted(s: Session, story: int, channel: str) -> bool:
              .where(Item.story_id == story, Outbox.channel == channel,
                     Outbox.status != "merged").limit(1))
     return s.scalar(query) is not None
-
-
-def _apply_state(feed: Feed, st: FetchState) -> None:
-    feed.last_checked_at = st.checked_at
-    feed.next_check_at = st.next_check_at
-    feed.last_status = st.status
-    if st.moved_to and st.moved_to != (feed.fetch_url or feed.url):
-        feed.fetch_url = None if st.moved_to == feed.url else st.moved_to
-    if st.status == 410:
-        feed.gone_at = feed.gone_at or st.checked_at
-    elif st.ok:
-        feed.gone_at = None
-    if st.ok:
-        feed.last_success_at = st.checked_at
-        feed.last_error = None
-        feed.consecutive_failures = 0
-        if st.etag is not None or st.last_modified is not None or st.status == 200:
-            feed.etag, feed.last_modified = st.etag, st.last_modified
-        if st.title and not feed.title:
-            feed.title = st.title
-    else:
-        feed.last_error = st.error
-        feed.consecutive_failures += 1
 
 
 def _stored_item(i: Item, f: Feed) -> StoredItem:

@@ -1,9 +1,11 @@
 """A small WSGI app served from a thread by the standard library's ``wsgiref``.
 
 It answers ``GET /metrics`` (Prometheus text format) and ``GET /healthz`` (200 or 503
-with the failing checks as JSON). It holds no state: both answers come from callables the
-daemon passes in, which read the configuration in force, so a reload needs no restart.
-There is no authentication: listen on 127.0.0.1 only.
+with the failing checks as JSON), and the WebSub hubs' requests under ``/websub/``
+(``websub.Endpoint.handle``, framework-free; this module only adapts WSGI to it). It
+holds no state: every answer comes from callables the daemon passes in, which read the
+configuration in force, so a reload needs no restart. There is no authentication:
+listen on 127.0.0.1 only (a reverse proxy may forward ``/websub/`` alone).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -25,14 +28,19 @@ log = logging.getLogger(__name__)
 
 Metrics = Callable[[str], tuple[bytes, str]]
 Health = Callable[[], HealthReport]
+WebSub = Callable[[str, str, str, dict[str, str], bytes], tuple[int, list[tuple[str, str]], bytes]]
+"""method, path, query, headers, body -> status, headers, body (``websub.Endpoint``)."""
 StartResponse = Callable[..., Any]
 
 
-def wsgi_app(metrics: Metrics, health: Health) -> Callable[[dict[str, Any], StartResponse],
-                                                          Iterable[bytes]]:
+def wsgi_app(metrics: Metrics, health: Health, websub: WebSub | None = None,
+             max_body_bytes: int = 10_000_000
+             ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
+        if websub is not None and path.startswith("/websub/"):
+            return _websub(websub, environ, start_response, max_body_bytes)
         if path not in ("/metrics", "/healthz"):
             return _reply(start_response, "404 Not Found", b"not found\n", "text/plain")
         if method not in ("GET", "HEAD"):
@@ -48,6 +56,23 @@ def wsgi_app(metrics: Metrics, health: Health) -> Callable[[dict[str, Any], Star
                       report.json(), "application/json")
 
     return app
+
+
+def _websub(websub: WebSub, environ: dict[str, Any], start_response: StartResponse,
+            cap: int) -> list[bytes]:
+    length = environ.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > cap:
+        return _reply(start_response, "413 Content Too Large", b"body too large\n", "text/plain")
+    body = environ["wsgi.input"].read(int(length)) if int(length) else b""
+    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
+               if k.startswith("HTTP_")}
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    status, extra, out = websub(environ.get("REQUEST_METHOD", "GET"), environ["PATH_INFO"],
+                                environ.get("QUERY_STRING", ""), headers, body)
+    start_response(f"{status} {HTTPStatus(status).phrase}",
+                   [*extra, ("Content-Length", str(len(out)))])
+    return [out]
 
 
 def _reply(start_response: StartResponse, status: str, body: bytes, content_type: str,
@@ -74,9 +99,11 @@ class _QuietHandler(WSGIRequestHandler):
 class WebServer:
     """Serves ``app`` on (host, port) from a daemon thread until ``close()``."""
 
-    def __init__(self, host: str, port: int, metrics: Metrics, health: Health) -> None:
+    def __init__(self, host: str, port: int, metrics: Metrics, health: Health,
+                 websub: WebSub | None = None, max_body_bytes: int = 10_000_000) -> None:
         try:
-            self._httpd = make_server(host, port, wsgi_app(metrics, health),
+            self._httpd = make_server(host, port, wsgi_app(metrics, health, websub,
+                                                           max_body_bytes),
                                       server_class=_Server6 if ":" in host else _Server,
                                       handler_class=_QuietHandler)
         except OSError as exc:
