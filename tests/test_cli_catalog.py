@@ -112,7 +112,7 @@ def test_a_malformed_rule_refuses_the_whole_import(cli: Cli, tmp_path: Path) -> 
     bad.write_text(TEAM.replace("Sudan AND (RSF OR Darfur)", "Sudan AND (RSF OR Darfur"),
                    encoding="utf-8")
     before = cli.json("watchlists", "list")
-    code, out, err = cli("watchlists", "import", str(bad), "--replace")
+    code, _, err = cli("watchlists", "import", str(bad), "--replace")
     assert code == 1
     assert re.search(r"bad\.yaml: watchlists\[1\]\.rules\[0\]: .* at column \d+", err), err
     assert cli.json("watchlists", "list") == before
