@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import io
 import json
 import re
 import signal
@@ -17,7 +18,9 @@ from servers import FeedServer, NotifySocket, Receiver, rss
 from test_service import Daemon
 
 from monitor.cli import _parser, main
-from monitor.config import parse_watchlists
+from monitor.cli_catalog import progress_bar
+from monitor.config import load_config, parse_watchlists
+from monitor.daemon import WATCHLISTS, build
 
 ME = f"cli:{getpass.getuser()}"
 
@@ -296,3 +299,32 @@ def test_a_running_daemon_follows_cli_edits_without_a_restart(
             daemon.kill()
     messages = [e["msg"] for e in daemon.events()]
     assert any(m.startswith("watchlists changed by another worker") for m in messages)
+
+
+def test_a_reload_applies_an_edited_watchlists_file(workspace: Workspace) -> None:
+    """What SIGHUP does (service.py calls build again): the file's edit reaches the
+    database, the new App, and the version other workers follow."""
+    workspace.write(feeds=[], watchlists="watchlists:\n- name: libya\n  rules: [Libya]\n")
+    first = build(load_config(workspace.config))
+    assert [w.spec.rules for w in first.watchlists] == [("Libya",)]
+    (workspace.root / "watchlists.yaml").write_text(
+        "watchlists:\n- name: libya\n  rules: [Libya, Tripoli]\n", encoding="utf-8")
+    second = build(load_config(workspace.config), migrate_schema=False)
+    assert [w.spec.rules for w in second.watchlists] == [("Libya", "Tripoli")]
+    assert second.watchlists_version == (first.watchlists_version or 0) + 1
+    assert second.store.shared_version(WATCHLISTS) == second.watchlists_version
+
+
+def test_the_progress_bar_draws_on_a_terminal_only() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert progress_bar(io.StringIO(), "x") is None
+    tty = Tty()
+    draw = progress_bar(tty, "importing feeds", width=10)
+    assert draw is not None
+    draw(5, 10)
+    draw(10, 10)
+    assert tty.getvalue() == ("\rimporting feeds [#####.....] 5/10"
+                              "\rimporting feeds [##########] 10/10\n")
