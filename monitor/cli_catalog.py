@@ -201,7 +201,7 @@ def cmd_watchlists_show(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(d, indent=2, ensure_ascii=False))
         return 0
-    spec = catalog._spec(d)
+    spec = catalog.spec(d)
     print(f"{spec.name}: {len(spec.rules)} rules, {len(spec.actors)} actors"
           + (f" — {spec.description}" if spec.description else ""))
     for a in spec.actors:
