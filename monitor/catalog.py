@@ -177,9 +177,10 @@ class Catalog:
 
     # ------------------------------------------------------------ feeds
 
-    def feeds(self) -> list[FeedRow]:
-        """Every feed, paused ones included (``active`` False), by URL."""
-        return self.store.catalog_feeds()
+    def feeds(self, *, counts: bool = True) -> list[FeedRow]:
+        """Every feed, paused ones included (``active`` False), by URL; ``counts`` fills
+        ``FeedRow.items``."""
+        return self.store.catalog_feeds(counts=counts)
 
     def feed(self, url: str) -> FeedRow:
         for f in self.feeds():
@@ -227,13 +228,13 @@ class Catalog:
             raise ConfigError(problems)
         wanted = {e.url: None if e.title == e.url else e.title for e in entries}
         edits, report = _feed_edits(
-            {u: (t, None) for u, t in wanted.items()}, self.feeds(), replace,
+            {u: (t, None) for u, t in wanted.items()}, self.feeds(counts=False), replace,
             int(self.default_interval.total_seconds()))
         self._apply(edits, actor, progress=progress)
         return report
 
     def export_opml(self) -> bytes:
-        return write_opml([OpmlFeed(f.url, f.title) for f in self.feeds()],
+        return write_opml([OpmlFeed(f.url, f.title) for f in self.feeds(counts=False)],
                           title="monitor feeds")
 
     # ------------------------------------------------------------ audit
@@ -267,7 +268,7 @@ class Catalog:
         file_feeds: dict[str, dict[str, Any]] = {
             url: {"title": t, "interval": int(iv.total_seconds())} for url, t, iv in feeds}
         last = self.store.shared(SEED_FEEDS)
-        rows = self.feeds()
+        rows = self.feeds(counts=False)
         wanted = {u: (v["title"], v["interval"]) for u, v in file_feeds.items()
                   if last is None or last[1].get(u) != v}
         feed_edits, feed_report = _feed_edits(wanted, rows, last is None, 0)
