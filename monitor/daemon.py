@@ -34,6 +34,7 @@ from .alerts import (
     channel_from_settings,
     send,
 )
+from .catalog import Catalog
 from .config import Config
 from .errors import AlertError, ConfigError, Problem, StoreError
 from .feed_health import health_notices
@@ -128,6 +129,12 @@ class App:
     def min_rules(self) -> dict[str, int]:
         return {ch.name: ch.min_rules for ch in self.config.channels}
 
+    def catalog(self) -> Catalog:
+        """The feeds and watchlists in force, to read and edit (audited, published)."""
+        return Catalog(self.store, self.clock,
+                       default_interval=self.config.settings.fetch.default_interval,
+                       worker=self.worker)
+
     def fetcher(self) -> Fetcher:
         f = self.config.settings.fetch
         return Fetcher(timeout=f.timeout.total_seconds(), max_body_bytes=f.max_body_bytes,
@@ -179,13 +186,16 @@ class App:
                           clock=self.clock, on_counts=on_counts)
 
 
-def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True) -> App:
-    """Migrate the database, load the configuration into it, compile the watchlists and
-    open the channels. Raises ConfigError or StoreError.
+def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True,
+          seed: bool = True) -> App:
+    """Migrate the database, seed it from the configuration files, compile the
+    watchlists it holds and open the channels. Raises ConfigError or StoreError.
 
     With ``migrate_schema=False`` (a reload) the schema must already be current: a
     running process never migrates under its own feet, e.g. after the package was
-    upgraded on disk; a restart does."""
+    upgraded on disk; a restart does. With ``seed=False`` (a worker following another's
+    reload) the files' feeds and watchlists are not applied: the database's are in
+    force, and a file older than the one applied must not be pushed back out."""
     problems = []
     channels = []
     for i, ch in enumerate(config.channels):
@@ -211,10 +221,15 @@ def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True)
     store = Store(engine)
     now = clock()
     worker = worker_id()
-    store.sync_feeds(((f.url, f.title, config.interval(f)) for f in config.feeds), now)
-    store.sync_watchlists({w.name: asdict(w) for w in config.watchlists}, now)
-    version = store.publish(WATCHLISTS, [asdict(w) for w in config.watchlists], now, worker)
-    watchlists = [compile_watchlist(spec) for spec in config.watchlists]
+    # the database holds feeds and watchlists; the files seed it as diffs (catalog.py)
+    catalog = Catalog(store, clock, default_interval=config.settings.fetch.default_interval,
+                      worker=worker)
+    if seed:
+        catalog.seed(config.watchlists, ((f.url, f.title, config.interval(f))
+                                         for f in config.feeds))
+    specs = catalog.specs()
+    version = store.publish(WATCHLISTS, [asdict(w) for w in specs], now, worker)
+    watchlists = [compile_watchlist(spec) for spec in specs]
     return App(config, store, watchlists, channels, clock, worker, version)
 
 

@@ -3,8 +3,8 @@ templates), fetch, parse, alert and retention settings, per-feed options.
 
 A worker that applies a changed configuration on SIGHUP publishes a new version of the
 shared ``settings`` (``daemon.SETTINGS``); each other worker sees the version move on
-its next tick and reloads its own settings file, as on a SIGHUP of its own but with the
-watchlists in force (shared) instead of those of its own file, and without telling the
+its next tick and reloads its own settings file, as on a SIGHUP of its own but without
+seeding the database from its own feeds and watchlists files, and without telling the
 others in turn. The database carries the version and who published it, never the
 settings: channel URLs hold secrets, and a ``${ENV}`` reference would be expanded
 differently on each host anyway. So the workers must read the same settings files (one
@@ -13,13 +13,11 @@ host, or the same files deployed to each): docs/scaling.md.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from pathlib import Path
 
 from .config import Config, load_config
-from .daemon import SETTINGS, WATCHLISTS, App, build, spec_of
-from .errors import StoreError
+from .daemon import SETTINGS, App, build
 from .store import Store
 
 __all__ = ["announce", "changed", "follow"]
@@ -39,15 +37,8 @@ def announce(store: Store, by: str, now: datetime) -> int:
 
 
 def follow(path: Path, store: Store) -> App:
-    """A follower's reload: the settings files at ``path`` with the shared watchlists
-    in place of its own file's, so that the rebuild republishes what is in force (no
-    new version) rather than a watchlists file older than the one published."""
-    config = load_config(path)
-    found = store.shared(WATCHLISTS)
-    if found is not None:
-        try:
-            specs = tuple(spec_of(d) for d in found[1])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"the shared watchlists cannot be read: {exc!r}") from exc
-        config = dataclasses.replace(config, watchlists=specs)
-    return build(config, migrate_schema=False)
+    """A follower's reload: the settings files at ``path``, without seeding the database
+    from its feeds and watchlists files, so that the rebuild compiles and republishes the
+    watchlists in force (no new version) rather than applying a file older than the one
+    another worker applied."""
+    return build(load_config(path), migrate_schema=False, seed=False)

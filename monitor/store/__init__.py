@@ -4,6 +4,8 @@ from .cluster import ExclusiveLock, exclusive
 from .db import create, migrate, schema_status
 from .housekeeping import Pruned, StoreStats
 from .repo import (
+    AuditEntry,
+    Edit,
     FeedRow,
     FetchState,
     NewItem,
@@ -18,6 +20,8 @@ from .repo import (
 )
 
 __all__ = [
+    "AuditEntry",
+    "Edit",
     "ExclusiveLock",
     "FeedRow",
     "FetchState",

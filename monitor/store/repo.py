@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from ..dedup import StoryCandidate, StoryKeys, find_story
 from ..errors import StoreError
 from . import cluster, housekeeping
+from .catalog import AuditEntry, CatalogStore, Edit
 from .housekeeping import Pruned, StoreStats
 from .models import Feed, Item, Match, Outbox, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
@@ -27,6 +28,8 @@ from .states import FetchState, StateWrite, apply_state, record_states
 from .subscriptions import SubscriptionRow, SubscriptionStore
 
 __all__ = [
+    "AuditEntry",
+    "Edit",
     "FeedRow",
     "FetchState",
     "NewItem",
@@ -117,8 +120,9 @@ class PollCounts:
     """watchlist name -> matches stored by this poll."""
 
 
-class Store(OutboxStore, SubscriptionStore):
-    """Reads and writes feeds, items, matches, the alert outbox and WebSub subscriptions."""
+class Store(OutboxStore, SubscriptionStore, CatalogStore):
+    """Reads and writes feeds, items, matches, the alert outbox, WebSub subscriptions and
+    the catalog's edits."""
 
     # ------------------------------------------------------------ configuration
 
@@ -178,6 +182,17 @@ class Store(OutboxStore, SubscriptionStore):
             if active_only:
                 plain = plain.where(Feed.active.is_(True))
             return [_feed_row(f) for f in s.scalars(plain.order_by(Feed.url))]
+
+    def catalog_feeds(self, *, counts: bool = True) -> list[FeedRow]:
+        """Every feed not removed, paused ones included, by URL; ``counts`` fills
+        ``FeedRow.items`` (reading every item: for listings)."""
+        with self._session() as s:
+            if not counts:
+                return [_feed_row(f) for f in s.scalars(
+                    select(Feed).where(Feed.removed_at.is_(None)).order_by(Feed.url))]
+            query = (select(Feed, func.count(Item.id)).outerjoin(Item).group_by(Feed.id)
+                     .where(Feed.removed_at.is_(None)).order_by(Feed.url))
+            return [_feed_row(f, n) for f, n in s.execute(query)]
 
     def due_feeds(self, now: datetime, limit: int) -> list[FeedRow]:
         with self._session() as s:
