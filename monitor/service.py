@@ -28,6 +28,7 @@ from .metrics import Metrics
 from .sdnotify import Notifier
 from .store import ExclusiveLock, StoreStats, exclusive
 from .web import WebServer
+from .web.serve import ConsoleServer
 
 __all__ = ["Service", "create_service"]
 
@@ -56,6 +57,8 @@ class Service:
         self.on_reload = on_reload
         self.heartbeat = Heartbeat(app.config.settings.fetch.check_every.total_seconds())
         self.web: WebServer | None = None
+        self.console: ConsoleServer | None = None
+        """The web console (docs/web.md), when [web] console is set."""
         self._jobs: Jobs | None = None
         self._fetcher_exit: contextlib.AsyncExitStack | None = None
         self._reload_wanted = asyncio.Event()
@@ -102,6 +105,8 @@ class Service:
             await self._stop_jobs()
             if self.web is not None:
                 self.web.close()
+            if self.console is not None:
+                self.console.close()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             if self.lock is not None:
@@ -162,6 +167,12 @@ class Service:
             self._fetcher_exit = None
 
     def _start_web(self) -> None:
+        console = self.app.config.settings.web.console_address
+        if console is not None:
+            from .web.wiring import console_for  # fastapi is imported only when served
+
+            self.console = ConsoleServer(*console, console_for(lambda: self.app))
+            log.info("serving the web console on %s:%d", console[0], self.console.port)
         address = self.app.config.settings.web.address
         if address is None:
             return

@@ -3,6 +3,7 @@
 from .cluster import ExclusiveLock, exclusive
 from .db import create, migrate, schema_status
 from .housekeeping import Pruned, StoreStats
+from .matches import MatchRow, recent_matches, watchlist_names
 from .repo import (
     FeedRow,
     FetchState,
@@ -14,22 +15,29 @@ from .repo import (
     Store,
     StoredItem,
 )
+from .users import Accounts, SessionInfo, UserRow
 
 __all__ = [
+    "Accounts",
     "ExclusiveLock",
     "FeedRow",
     "FetchState",
+    "MatchRow",
     "NewItem",
     "NewMatch",
     "PendingAlert",
     "PollCounts",
     "Pruned",
+    "SessionInfo",
     "Source",
     "Store",
     "StoreStats",
     "StoredItem",
+    "UserRow",
     "create",
     "exclusive",
     "migrate",
+    "recent_matches",
     "schema_status",
+    "watchlist_names",
 ]

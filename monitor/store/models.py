@@ -22,7 +22,18 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "Feed", "Item", "Match", "Outbox", "SharedConfig", "UTCDateTime", "Watchlist"]
+__all__ = [
+    "Base",
+    "Feed",
+    "Item",
+    "Match",
+    "Outbox",
+    "SessionRow",
+    "SharedConfig",
+    "UTCDateTime",
+    "User",
+    "Watchlist",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -186,3 +197,31 @@ class SharedConfig(Base):
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(200))
     """The worker that published it (host:pid)."""
+
+
+class User(Base):
+    """A local account of the web console."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    """An Argon2id hash in PHC format (``$argon2id$…``), never the password."""
+    role: Mapped[str] = mapped_column(String(16))
+    """``admin`` (reads and edits) or ``analyst`` (reads)."""
+    created_at: Mapped[datetime]
+
+
+class SessionRow(Base):
+    """A signed-in browser or API client. ``id`` is the SHA-256 of the cookie's token:
+    a copy of the database does not hold a usable session."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    """The session's CSRF token: required on every unsafe request."""
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
