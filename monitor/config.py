@@ -48,8 +48,11 @@ __all__ = [
     "Settings",
     "WebSettings",
     "default_config_path",
+    "dump_watchlists",
     "load_config",
     "parse_duration",
+    "parse_watchlists",
+    "watchlist_specs",
 ]
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
@@ -482,20 +485,37 @@ def _problems(exc: ValidationError, file: str) -> list[Problem]:
 
 def load_watchlists(path: Path) -> tuple[WatchlistSpec, ...]:
     """Read and check the watchlists file: structure, actors, and every rule."""
-    file = path.name
     try:
         text = _read_capped(path)
-        _refuse_yaml_bombs(text, file)
-        raw = yaml.safe_load(text)
     except FileNotFoundError as exc:
         raise ConfigError([Problem(str(path), "", "no such file")]) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(str(path), "", f"cannot read: {exc}")]) from exc
+    return parse_watchlists(text, path.name)
+
+
+def parse_watchlists(text: str, file: str) -> tuple[WatchlistSpec, ...]:
+    """Check watchlists given as YAML text in the watchlists.yaml format (``file``
+    names it in errors): structure, actors, and every rule. Raises ConfigError."""
+    try:
+        _refuse_yaml_bombs(text, file)
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([Problem(file, where, f"not valid YAML: {reason}")]) from exc
+    return watchlist_specs(raw, file)
+
+
+def dump_watchlists(definitions: list[dict[str, Any]]) -> str:
+    """Watchlist definitions as the text of a watchlists.yaml file."""
+    return yaml.safe_dump({"watchlists": definitions}, sort_keys=False, allow_unicode=True,
+                          width=100, default_flow_style=False)
+
+
+def watchlist_specs(raw: Any, file: str) -> tuple[WatchlistSpec, ...]:
+    """Check watchlists given as data (``{"watchlists": [definition, ...]}``)."""
     try:
         model = _WatchlistsFile.model_validate(raw)
     except ValidationError as exc:

@@ -34,6 +34,7 @@ from .alerts import (
     channel_from_settings,
     send,
 )
+from .catalog import Catalog
 from .config import Config
 from .errors import AlertError, ConfigError, Problem, StoreError
 from .feed_health import health_notices
@@ -198,10 +199,14 @@ def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True)
     store = Store(engine)
     now = clock()
     worker = worker_id()
-    store.sync_feeds(((f.url, f.title, config.interval(f)) for f in config.feeds), now)
-    store.sync_watchlists({w.name: asdict(w) for w in config.watchlists}, now)
-    version = store.publish(WATCHLISTS, [asdict(w) for w in config.watchlists], now, worker)
-    watchlists = [compile_watchlist(spec) for spec in config.watchlists]
+    # the database holds feeds and watchlists; the files seed it as diffs (catalog.py)
+    catalog = Catalog(store, clock, default_interval=config.settings.fetch.default_interval,
+                      worker=worker)
+    catalog.seed(config.watchlists, ((f.url, f.title, config.interval(f))
+                                     for f in config.feeds))
+    specs = catalog.specs()
+    version = store.publish(WATCHLISTS, [asdict(w) for w in specs], now, worker)
+    watchlists = [compile_watchlist(spec) for spec in specs]
     return App(config, store, watchlists, channels, clock, worker, version)
 
 

@@ -5,6 +5,7 @@
     ├── QueryError    a malformed rule: position and reason
     ├── FeedError     a feed that could not be fetched or parsed
     ├── StoreError    the database
+    ├── NotFound      a watchlist, feed or user that is not there (catalog edits)
     └── AlertError    a channel that could not be reached
 
 Errors a user sees name the file, the field or the feed, and say what to do.
@@ -60,3 +61,7 @@ class StoreError(MonitorError):
 
 class AlertError(MonitorError):
     """A channel could not be configured or reached."""
+
+
+class NotFound(MonitorError):
+    """An edit named a watchlist, a feed or a user that does not exist."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .errors import FeedError
 from .xmlguard import refuse_entities
 
-__all__ = ["OpmlFeed", "parse_opml"]
+__all__ = ["OpmlFeed", "parse_opml", "write_opml"]
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,21 @@ def parse_opml(data: bytes) -> list[OpmlFeed]:
         for o in root.iter("outline")
         if (url := o.get("xmlUrl"))
     ]
+
+
+def write_opml(feeds: list[OpmlFeed], title: str = "feeds") -> bytes:
+    """An OPML 2.0 document listing ``feeds``; ``parse_opml`` reads it back unchanged."""
+    root = ET.Element("opml", version="2.0")
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = title
+    body = ET.SubElement(root, "body")
+    for f in feeds:
+        attrs = {"type": "rss", "xmlUrl": f.url}
+        if f.title:
+            attrs["text"] = attrs["title"] = f.title
+        else:
+            attrs["text"] = f.url
+        ET.SubElement(body, "outline", attrs)
+    ET.indent(root)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"

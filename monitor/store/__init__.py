@@ -5,6 +5,8 @@ from .db import create, migrate, schema_status
 from .housekeeping import Pruned, StoreStats
 from .matches import MatchRow, recent_matches, watchlist_names
 from .repo import (
+    AuditEntry,
+    Edit,
     FeedRow,
     FetchState,
     NewItem,
@@ -19,6 +21,8 @@ from .users import Accounts, SessionInfo, UserRow
 
 __all__ = [
     "Accounts",
+    "AuditEntry",
+    "Edit",
     "ExclusiveLock",
     "FeedRow",
     "FetchState",

@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "Audit",
     "Base",
     "Feed",
     "Item",
@@ -97,6 +98,8 @@ class Feed(Base):
     """The worker polling the feed now (None: nobody)."""
     lease_until: Mapped[datetime | None]
     """When that claim expires and another worker may take the feed over."""
+    removed_at: Mapped[datetime | None]
+    """When the feed was removed (``monitor feeds remove``); its items stay."""
 
 
 class Item(Base):
@@ -135,6 +138,8 @@ class Watchlist(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     definition: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+    """When the watchlist was deleted; its matches stay, a save of the name revives it."""
 
 
 class Match(Base):
@@ -197,6 +202,24 @@ class SharedConfig(Base):
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(200))
     """The worker that published it (host:pid)."""
+
+
+class Audit(Base):
+    """One edit of a watchlist, a feed or a user: who, when, and the before/after."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_kind_target", "kind", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(16))
+    """create | update | delete | pause | resume"""
+    kind: Mapped[str] = mapped_column(String(16))
+    """watchlist | feed | user"""
+    target: Mapped[str] = mapped_column(String(2048))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class User(Base):

@@ -20,11 +20,14 @@ from sqlalchemy.orm import Session
 from ..dedup import StoryCandidate, StoryKeys, find_story
 from ..errors import StoreError
 from . import cluster, housekeeping
+from .catalog import AuditEntry, CatalogStore, Edit
 from .housekeeping import Pruned, StoreStats
 from .models import Feed, Item, Match, Outbox, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
 
 __all__ = [
+    "AuditEntry",
+    "Edit",
     "FeedRow",
     "FetchState",
     "NewItem",
@@ -129,7 +132,7 @@ class PollCounts:
     """watchlist name -> matches stored by this poll."""
 
 
-class Store(OutboxStore):
+class Store(OutboxStore, CatalogStore):
     """Reads and writes feeds, items, matches and the alert outbox."""
 
     # ------------------------------------------------------------ configuration
@@ -190,6 +193,13 @@ class Store(OutboxStore):
             if active_only:
                 plain = plain.where(Feed.active.is_(True))
             return [_feed_row(f) for f in s.scalars(plain.order_by(Feed.url))]
+
+    def catalog_feeds(self) -> list[FeedRow]:
+        """Every feed not removed, paused ones included, by URL, with its item count."""
+        with self._session() as s:
+            query = (select(Feed, func.count(Item.id)).outerjoin(Item).group_by(Feed.id)
+                     .where(Feed.removed_at.is_(None)).order_by(Feed.url))
+            return [_feed_row(f, n) for f, n in s.execute(query)]
 
     def due_feeds(self, now: datetime, limit: int) -> list[FeedRow]:
         with self._session() as s:

@@ -1,7 +1,7 @@
 """web console: local users with a role, and their server-side sessions
 
 Revision ID: i6_0101
-Revises: i3_0002
+Revises: i6_0001
 Create Date: 2026-11-26 21:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'i6_0101'
-down_revision: str | None = 'i3_0002'
+down_revision: str | None = 'i6_0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,226 @@
+"""The catalog's side of the database: watchlist definitions and feeds edited by people
+(CLI, console) or seeded from the config files, each edit written with its audit row in
+one transaction.
+
+Deletions are soft: a deleted watchlist keeps its matches, a removed feed its items;
+saving the name (adding the URL) again brings them back. Edits are serialized (an
+advisory lock on PostgreSQL), so the watchlists published after an edit are never
+older than the edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from ..errors import NotFound, StoreError
+from . import cluster
+from .models import Audit, Feed, SharedConfig, Watchlist
+
+__all__ = ["AuditEntry", "CatalogStore", "Edit"]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One edit: who made it, when, and the record before and after it."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    """create | update | delete | pause | resume"""
+    kind: str
+    """watchlist | feed | user"""
+    target: str
+    """The watchlist's name, the feed's URL, the user's name."""
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change to make. ``op``: ``put`` (create or replace: a watchlist's definition,
+    or a feed's ``{"title", "interval"}`` in seconds), ``delete``, ``pause``, ``resume``."""
+
+    kind: str
+    op: str
+    target: str
+    value: dict[str, Any] | None = None
+
+
+Publisher = Callable[[list[dict[str, Any]]], Any]
+"""The watchlist definitions in force, sorted by name -> the value shared with workers."""
+
+
+class CatalogStore:
+    engine: Engine
+
+    def watchlist_definitions(self) -> list[dict[str, Any]]:
+        """The definitions of the watchlists in force (not deleted), sorted by name."""
+        try:
+            with Session(self.engine) as s:
+                return [w.definition for w in s.scalars(
+                    select(Watchlist).where(Watchlist.deleted_at.is_(None))
+                    .order_by(Watchlist.name))]
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the watchlists: {type(exc).__name__}") from exc
+
+    def apply_edits(self, edits: Sequence[Edit], now: datetime, actor: str, *,
+                    publish: tuple[str, Publisher, str] | None = None,
+                    remember: tuple[str, Any] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> list[AuditEntry]:
+        """Make every edit, with its audit row, in one transaction: all or none.
+
+        ``publish`` = (shared name, publisher, worker): after watchlist edits, share the
+        watchlists now in force under that name (``Store.publish``), in the same
+        transaction. ``remember`` = (shared name, value): record a value too (what a
+        config file said when it was applied). Raises NotFound for an edit of something
+        absent, StoreError when the database refuses. ``progress(done, total)`` is
+        called as edits are made (before the commit)."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as s, s.begin():
+                cluster.serialize(s, "catalog")
+                entries = []
+                for i, e in enumerate(edits):
+                    entries.append(_apply(s, e, now, actor))
+                    if progress is not None and (i % 50 == 49 or i == len(edits) - 1):
+                        progress(i + 1, len(edits))
+                rows = [Audit(at=now, actor=actor, action=a, kind=e.kind, target=e.target,
+                              before=b, after=af) for e, (a, b, af) in zip(edits, entries,
+                                                                          strict=True)]
+                s.add_all(rows)
+                s.flush()
+                if publish is not None and any(e.kind == "watchlist" for e in edits):
+                    name, publisher, by = publish
+                    defs = [w.definition for w in s.scalars(
+                        select(Watchlist).where(Watchlist.deleted_at.is_(None))
+                        .order_by(Watchlist.name))]
+                    _share(s, name, publisher(defs), now, by)
+                if remember is not None:
+                    _share(s, remember[0], remember[1], now, actor)
+                return [_entry(r) for r in rows]
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot save the edit: {type(exc).__name__}: {exc}") from exc
+
+    def audit(self, *, limit: int = 100, kind: str | None = None,
+              target: str | None = None) -> list[AuditEntry]:
+        """The newest ``limit`` audit rows, newest first, of one kind and target if given."""
+        query = select(Audit).order_by(Audit.id.desc()).limit(limit)
+        if kind is not None:
+            query = query.where(Audit.kind == kind)
+        if target is not None:
+            query = query.where(Audit.target == target)
+        try:
+            with Session(self.engine) as s:
+                return [_entry(r) for r in s.scalars(query)]
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the audit log: {type(exc).__name__}") from exc
+
+    def record_audit(self, action: str, kind: str, target: str, actor: str, now: datetime,
+                     before: dict[str, Any] | None = None,
+                     after: dict[str, Any] | None = None) -> AuditEntry:
+        """Write one audit row for an edit made elsewhere (e.g. of a user account)."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as s, s.begin():
+                row = Audit(at=now, actor=actor, action=action, kind=kind, target=target,
+                            before=before, after=after)
+                s.add(row)
+                s.flush()
+                return _entry(row)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write the audit log: {type(exc).__name__}") from exc
+
+
+def _share(s: Session, name: str, value: Any, now: datetime, by: str) -> None:
+    fingerprint = cluster._fingerprint(value)
+    row = s.get(SharedConfig, name, with_for_update=True)
+    if row is None:
+        s.add(SharedConfig(name=name, version=1, fingerprint=fingerprint, value=value,
+                           updated_at=now, updated_by=by))
+    elif row.fingerprint != fingerprint:
+        row.version += 1
+        row.fingerprint, row.value = fingerprint, value
+        row.updated_at, row.updated_by = now, by
+
+
+Change = tuple[str, dict[str, Any] | None, dict[str, Any] | None]
+
+
+def _apply(s: Session, e: Edit, now: datetime, actor: str) -> Change:
+    if e.kind == "watchlist":
+        return _apply_watchlist(s, e, now)
+    if e.kind == "feed":
+        return _apply_feed(s, e, now)
+    raise ValueError(f"unknown kind {e.kind!r}")
+
+
+def _apply_watchlist(s: Session, e: Edit, now: datetime) -> Change:
+    row = s.scalar(select(Watchlist).where(Watchlist.name == e.target))
+    live = row is not None and row.deleted_at is None
+    before = row.definition if row is not None and live else None
+    if e.op == "put":
+        assert e.value is not None
+        if row is None:
+            s.add(Watchlist(name=e.target, definition=e.value, updated_at=now))
+        else:
+            row.definition, row.updated_at, row.deleted_at = e.value, now, None
+        return ("update" if live else "create"), before, e.value
+    if e.op == "delete":
+        if row is None or not live:
+            raise NotFound(f"no watchlist named {e.target!r}")
+        row.deleted_at = row.updated_at = now
+        return "delete", before, None
+    raise ValueError(f"unknown watchlist edit {e.op!r}")
+
+
+def feed_record(f: Feed) -> dict[str, Any]:
+    """A feed as the audit log shows it."""
+    return {"url": f.url, "title": f.title, "interval": f.interval_seconds,
+            "active": f.active}
+
+
+def _apply_feed(s: Session, e: Edit, now: datetime) -> Change:
+    row = s.scalar(select(Feed).where(Feed.url == e.target))
+    live = row is not None and row.removed_at is None
+    before = feed_record(row) if row is not None and live else None
+    if e.op == "put":
+        assert e.value is not None
+        title = e.value.get("title")
+        interval = int(e.value["interval"])
+        if row is None:
+            row = Feed(url=e.target, title=title, active=True, consecutive_failures=0,
+                       interval_seconds=interval, created_at=now, next_check_at=now)
+            s.add(row)
+        else:
+            if not live:  # back from removal: active, and polled soon
+                row.active, row.removed_at, row.next_check_at = True, None, now
+            elif row.interval_seconds != interval and row.next_check_at is not None:
+                row.next_check_at = min(row.next_check_at,
+                                        now + timedelta(seconds=interval))
+            row.interval_seconds = interval
+            if title:
+                row.title = title
+        return ("update" if live else "create"), before, feed_record(row)
+    if row is None or not live:
+        raise NotFound(f"no feed {e.target} (see monitor feeds list)")
+    if e.op == "delete":
+        row.active, row.removed_at = False, now
+        row.lease_owner = row.lease_until = None
+        return "delete", before, None
+    if e.op in ("pause", "resume"):
+        row.active = e.op == "resume"
+        if row.active and (row.next_check_at is None or row.next_check_at > now):
+            row.next_check_at = now
+        return e.op, before, feed_record(row)
+    raise ValueError(f"unknown feed edit {e.op!r}")
+
+
+def _entry(r: Audit) -> AuditEntry:
+    return AuditEntry(id=r.id, at=r.at, actor=r.actor, action=r.action, kind=r.kind,
+                      target=r.target, before=r.before, after=r.after)
