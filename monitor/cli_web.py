@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from .cli_output import iso, print_table
 from .config import Config
 from .errors import StoreError
-from .store import Accounts, create, migrate
+from .store import Accounts, Store, create, migrate
 from .web.passwords import MIN_LENGTH, hash_password
 
 __all__ = ["add_parsers"]
@@ -54,10 +54,18 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     web.set_defaults(func=_cmd_web)
 
 
-def _accounts(config: Config) -> Accounts:
+def _open(config: Config) -> tuple[Accounts, Store]:
     engine = create(config.settings.database.url.get_secret_value())
     migrate(engine)
-    return Accounts(engine)
+    return Accounts(engine), Store(engine)
+
+
+def _actor() -> str:
+    """Who edits from the command line, for the audit log."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (containers)
+        return "cli"
 
 
 def _read_password(from_stdin: bool) -> str | None:
@@ -82,19 +90,21 @@ def _cmd_users_add(config: Config, args: argparse.Namespace) -> int:
         print(f"error: the password must have at least {MIN_LENGTH} characters",
               file=sys.stderr)
         return 1
-    accounts = _accounts(config)
+    accounts, store = _open(config)
+    now = datetime.now(UTC)
     try:
-        user = accounts.add_user(args.name, hash_password(password), args.role,
-                                 datetime.now(UTC))
+        user = accounts.add_user(args.name, hash_password(password), args.role, now)
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    store.record_audit("create", "user", user.name, _actor(), now,
+                       after={"name": user.name, "role": user.role})
     print(f"added {user.name} ({user.role})")
     return 0
 
 
 def _cmd_users_list(config: Config, args: argparse.Namespace) -> int:
-    rows = _accounts(config).users()
+    rows = _open(config)[0].users()
     if args.json:
         print(json.dumps([{"name": u.name, "role": u.role, "created_at": iso(u.created_at)}
                           for u in rows], indent=2))
@@ -109,9 +119,13 @@ def _cmd_users_list(config: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_users_remove(config: Config, args: argparse.Namespace) -> int:
-    if not _accounts(config).remove_user(args.name):
+    accounts, store = _open(config)
+    user = accounts.user(args.name)
+    if user is None or not accounts.remove_user(args.name):
         print(f"error: no user named {args.name!r}", file=sys.stderr)
         return 1
+    store.record_audit("delete", "user", user.name, _actor(), datetime.now(UTC),
+                       before={"name": user.name, "role": user.role})
     print(f"removed {args.name}")
     return 0
 

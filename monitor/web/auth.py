@@ -3,9 +3,10 @@
 A session is a random token in an HttpOnly, SameSite=Lax cookie; the database keeps
 only its SHA-256 (``store.Accounts``), with the session's CSRF token and expiry. Every
 unsafe request must carry the CSRF token (a form field or the ``X-CSRF-Token`` header).
-Failed sign-ins are counted per name and per client address: past ``max_failures`` in
-``window`` the sign-in is refused without checking the password, and each failure is
-logged with the name and address, never the password.
+Failed sign-ins are counted per name and per client address: past ``max_failures`` for
+a name (four times that for an address) in ``window`` the sign-in is refused without
+checking the password, and each failure is logged with the name and address, never the
+password.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def csrf_ok(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
 
 
+ADDRESS_FACTOR = 4
+
+
 class SignInLimiter:
     """Failures per key within a sliding window; bounded in memory (``max_keys``)."""
 
@@ -55,8 +59,12 @@ class SignInLimiter:
             self._failures.pop(key, None)
         return times
 
+    def limit(self, key: str) -> int:
+        """An address may fail more often than a name: several people share one."""
+        return self.max_failures * (ADDRESS_FACTOR if key.startswith("addr:") else 1)
+
     def blocked(self, keys: tuple[str, ...], now: datetime) -> bool:
-        return any(len(self._recent(k, now)) >= self.max_failures for k in keys)
+        return any(len(self._recent(k, now)) >= self.limit(k) for k in keys)
 
     def failed(self, keys: tuple[str, ...], now: datetime) -> None:
         if len(self._failures) >= self.max_keys:  # forget the stalest keys first
@@ -64,7 +72,7 @@ class SignInLimiter:
                     : self.max_keys // 10 or 1]:
                 del self._failures[stale]
         for k in keys:
-            times = self._failures.setdefault(k, deque(maxlen=self.max_failures * 2))
+            times = self._failures.setdefault(k, deque(maxlen=self.limit(k)))
             times.append(now)
 
     def succeeded(self, name_key: str) -> None:

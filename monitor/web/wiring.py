@@ -16,7 +16,9 @@ __all__ = ["console_for"]
 
 
 def _catalog(app: App) -> CatalogAPI:
-    return Catalog(app.store, app.clock)
+    return Catalog(app.store, app.clock,
+                   default_interval=app.config.settings.fetch.default_interval,
+                   worker=app.worker)
 
 
 def console_for(current: Callable[[], App]) -> FastAPI:
