@@ -127,8 +127,9 @@ class Service:
             log.error("reload refused: %s", exc)
             return self._refused(str(exc))
         old = self.app
-        if new.config.settings.web.listen != old.config.settings.web.listen:
-            log.warning("[web] listen changed; it takes effect at the next restart")
+        for key in ("listen", "console", "session_lifetime", "secure_cookie"):
+            if getattr(new.config.settings.web, key) != getattr(old.config.settings.web, key):
+                log.warning("[web] %s changed; it takes effect at the next restart", key)
         await self._stop_jobs()
         self.app = new
         self.heartbeat.set_tick(new.config.settings.fetch.check_every.total_seconds())
