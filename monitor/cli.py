@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from . import __version__, cli_web, logs
+from . import __version__, cli_catalog, cli_web, logs
 from .alerts import channel_problems, load_channel, send_test
 from .cli_output import iso as _iso
 from .cli_output import print_table as _print_table
@@ -68,10 +68,11 @@ def _parser() -> argparse.ArgumentParser:
                            description="Feeds and their fetch state.")
     feeds_sub = feeds.add_subparsers(dest="feeds_command", metavar="ACTION", required=True)
     fl = feeds_sub.add_parser("list", help="every feed with its status, last success and "
-                              "last error", description="List the active feeds with their "
-                              "status, last success, next check and last error.")
+                              "last error", description="List the feeds (paused ones too) "
+                              "with their status, last success, next check and last error.")
     fl.add_argument("--json", action="store_true", help="print JSON for scripts")
     fl.set_defaults(func=_cmd_feeds_list)
+    cli_catalog.add_feed_commands(feeds_sub)
 
     alerts = sub.add_parser("alerts", help="the alert outbox",
                             description="Alerts waiting to be sent or sent already.")
@@ -96,8 +97,10 @@ def _parser() -> argparse.ArgumentParser:
                         description="Inspect watchlists and try rules.")
     wl_sub = wl.add_subparsers(dest="watchlists_command", metavar="ACTION", required=True)
     wll = wl_sub.add_parser("list", help="the watchlists with their rules and actors",
-                            description="List the configured watchlists.")
-    wll.set_defaults(func=_cmd_watchlists_list)
+                            description="List the watchlists in force (in the database).")
+    wll.add_argument("--json", action="store_true", help="print their definitions as JSON")
+    wll.set_defaults(func=cli_catalog.cmd_watchlists_list)
+    cli_catalog.add_watchlist_commands(wl_sub)
     wlt = wl_sub.add_parser(
         "test", help="try a rule (or a watchlist) on text from stdin",
         description="Match a rule, or a configured watchlist by name, against the text "
@@ -131,6 +134,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="items to list (default 50)")
     bt.add_argument("--json", action="store_true", help="print JSON for scripts")
     bt.set_defaults(func=_cmd_backtest)
+
+    cli_catalog.add_audit_command(sub)
 
     ta = sub.add_parser("test-alert", help="send a test alert through one channel",
                         description="Send a short test message through the named channel "
@@ -216,14 +221,15 @@ def _fmt_time(t: datetime | None) -> str:
 
 def _cmd_feeds_list(config: Config, args: argparse.Namespace) -> int:
     store = build(config).store
-    rows = store.feeds()
+    rows = store.catalog_feeds()  # paused ones too
     if args.json:
         print(json.dumps([{
             "url": f.url, "title": f.title, "status": _feed_status(f), "items": f.items,
             "last_status": f.last_status, "last_success_at": _iso(f.last_success_at),
             "next_check_at": _iso(f.next_check_at), "last_error": f.last_error,
             "consecutive_failures": f.consecutive_failures, "fetch_url": f.fetch_url,
-            "gone_at": _iso(f.gone_at),
+            "gone_at": _iso(f.gone_at), "active": f.active,
+            "interval": int(f.interval.total_seconds()),
         } for f in rows], indent=2))
         return 0
     table: list[tuple[str, ...]] = [
@@ -235,6 +241,8 @@ def _cmd_feeds_list(config: Config, args: argparse.Namespace) -> int:
 
 
 def _feed_status(f: FeedRow) -> str:
+    if not f.active:
+        return "paused"
     if f.last_checked_at is None:
         return "new"
     if f.gone_at is not None:
@@ -271,17 +279,6 @@ def _cmd_alerts_retry(config: Config, args: argparse.Namespace) -> int:
     count = store.retry(None if args.all else args.ids, datetime.now(UTC))
     print(f"{count} alert{'s' if count != 1 else ''} queued again")
     return 0 if count or args.all else 1
-
-
-def _cmd_watchlists_list(config: Config, args: argparse.Namespace) -> int:
-    for w in config.watchlists:
-        print(f"{w.name}: {len(w.rules)} rules, {len(w.actors)} actors")
-        for a in w.actors:
-            aliases = ", ".join(al.text for al in a.aliases)
-            print(f"  @{a.slug}  {a.name}" + (f"  ({aliases})" if aliases else ""))
-        for i, r in enumerate(w.rules):
-            print(f"  [{i}] {r}")
-    return 0
 
 
 def _cmd_test_alert(config: Config, args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from .backtest import backtest
+from .catalog import Catalog
 from .cli_output import iso, print_table
 from .config import Config, load_watchlists, parse_duration
 from .daemon import build
@@ -122,16 +123,18 @@ def _progress(total: int, what: str) -> Callable[[int], None] | None:
 
 
 def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
-    specs = load_watchlists(args.file) if args.file else config.watchlists
+    app = build(config)
+    in_db = {w.name: w for w in Catalog(app.store, app.clock).specs()}  # those in force
+    specs = load_watchlists(args.file) if args.file else tuple(in_db.values())
     by_name = {w.name: w for w in specs}
     if args.watchlist not in by_name:
         print(f"error: no watchlist named {args.watchlist!r} (watchlists: "
               f"{', '.join(by_name) or 'none'})", file=sys.stderr)
         return 1
     watchlist = compile_watchlist(by_name[args.watchlist])
-    in_force = {w.name: w for w in config.watchlists}.get(args.watchlist)
+    in_force = in_db.get(args.watchlist)
     baseline = compile_watchlist(in_force) if args.file and in_force is not None else None
-    store = build(config).store
+    store = app.store
     since = datetime.now(UTC) - args.since
     total = store.count_items(since)
     report = backtest(watchlist, store.items(since=since),
@@ -170,7 +173,7 @@ def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
     if len(report.hits) > args.limit:
         print(f"  … and {len(report.hits) - args.limit} more (--limit, or --json for all)")
     if baseline is not None:
-        print(f"compared with the watchlist in {config.settings.watchlists}: "
+        print("compared with the watchlist in force: "
               f"{len(report.gained)} items gained, {len(report.lost)} lost")
         for h in report.gained[: args.limit]:
             print(f"  + item {h.item.id} {h.item.title[:80]}")

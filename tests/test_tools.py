@@ -134,7 +134,7 @@ def test_backtest_an_edit_shows_what_it_gains_and_loses(workspace: Workspace) ->
     assert report["compared_with_config"] == {"gained": [ids[1]], "lost": [ids[2]]}
     text = workspace.monitor("backtest", "libya", "--file", str(edited))
     assert text.out.splitlines()[-3:] == [
-        "compared with the watchlist in watchlists.yaml: 1 items gained, 1 lost",
+        "compared with the watchlist in force: 1 items gained, 1 lost",
         f"  + item {ids[1]} Benghazi port reopens",
         f"  - item {ids[2]} Libya’s oil output",
     ]
