@@ -411,3 +411,41 @@ def test_users_from_the_command_line(workspace: Workspace, monkeypatch: pytest.M
                       "order by id").fetchall()
     db.close()
     assert rows == [("create", "user", "carol"), ("delete", "user", "carol")]
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(site: Site) -> None:
+    r = site.client.post("/login", content=b"name=" + b"a" * 2_000_000,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413
+
+
+def test_monitor_web_serves_the_console_until_sigterm(workspace: Workspace) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+    from servers import free_port
+
+    workspace.write(feeds=[])
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config",
+                             str(workspace.config), "web", "--listen", f"127.0.0.1:{port}"],
+                            cwd=workspace.root, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        for _ in range(200):  # the log lines of the start, up to the console's
+            line = proc.stderr.readline()
+            if not line or "serving the console" in line:
+                break
+        assert "serving the console" in line, line
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            r = client.get(f"http://127.0.0.1:{port}/matches", follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"].startswith("/login")
+            assert client.get(f"http://127.0.0.1:{port}/api/feeds").status_code == 401
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -8,7 +8,7 @@ POST, PUT and DELETE. Analysts read; edits need the admin role (403).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
@@ -213,7 +213,7 @@ def matches(request: Request, watchlist: str | None = None, feed: str | None = N
     end = day(until)
     rows = recent_matches(console_of(request).app.store.engine, watchlist=watchlist,
                           feed=feed, since=day(since),
-                          until=end.replace(hour=23, minute=59, second=59) if end else None,
+                          until=end + timedelta(days=1) if end else None,
                           limit=limit, offset=offset)
     return [MatchOut(r.id, r.watchlist, r.item_id, r.title, r.link, r.feed_title, r.feed_url,
                      r.published_at, r.created_at, r.rules, r.snippet, r.marks,

@@ -140,6 +140,19 @@ _SECURITY_HEADERS = {
 }
 
 
+MAX_BODY = 1_000_000
+"""The largest request body read (a form, a watchlist): far past any real one."""
+
+
+def _small_body(request: Request) -> bool:
+    """A body announced with a Content-Length of at most MAX_BODY (or none at all):
+    the sign-in form is open to anyone, and its body is read whole."""
+    length = request.headers.get("content-length")
+    if length is None:
+        return "transfer-encoding" not in request.headers
+    return length.isdigit() and int(length) <= MAX_BODY
+
+
 def console_app(console: Console) -> FastAPI:
     from . import api, pages  # the routes use the helpers above
 
@@ -154,7 +167,12 @@ def console_app(console: Console) -> FastAPI:
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]
                        ) -> Response:
-        response = await call_next(request)
+        if request.method in UNSAFE and not _small_body(request):
+            response: Response = JSONResponse(
+                {"detail": f"a request body is at most {MAX_BODY:,} bytes, with a "
+                 "Content-Length"}, status_code=413)
+        else:
+            response = await call_next(request)
         for k, v in _SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
         return response

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import threading
 from typing import Any
@@ -66,10 +67,19 @@ class ConsoleServer:
 
 
 def serve(host: str, port: int, app: Any) -> None:
-    """Serve in the foreground until SIGINT or SIGTERM."""
-    sock = bind(host, port)
-    log.info("serving the console on http://%s:%d/", host, sock.getsockname()[1])
+    """Serve in the foreground until SIGINT or SIGTERM, then return (exit status 0).
+
+    The server runs in its thread as beside the daemon; this thread only waits for the
+    signal (uvicorn in the main thread would re-raise it after its shutdown)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    server = ConsoleServer(host, port, app)
+    log.info("serving the console on http://%s:%d/", host, server.port)
     try:
-        _server(app).run(sockets=[sock])
+        stop.wait()
+        log.info("stopping the console")
     finally:
-        sock.close()
+        server.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
