@@ -66,9 +66,10 @@ def audit_diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> l
 
 # ------------------------------------------------------------ the watchlist editor
 #
-# Rules: one per line. Actors: one per line, ``Name | alias | alias``; an alias written
-# ``=LNA`` matches case-sensitively; a line may start with ``@slug`` to give the actor a
-# slug other than the one made from its name.
+# Rules: one per line (blank lines are skipped, so "rule N" counts rules). Actors: one
+# per line, ``Name | alias | alias``; an alias written ``=LNA`` matches case-sensitively;
+# a line may start with ``@slug`` to give the actor a slug other than the one made from
+# its name.
 
 _SLUG = re.compile(r"^@([\w-]+)\s+")
 
@@ -88,25 +89,14 @@ def actors_text(actors: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def rules_text(rules: Sequence[Any]) -> str:
-    return "\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)
-                     for r in rules)
+def rules_text(rules: Sequence[str]) -> str:
+    return "\n".join(rules)
 
 
 def definition_from_form(name: str, description: str, rules: str,
                          actors: str) -> dict[str, Any]:
     """The watchlists.yaml entry the editor's fields describe."""
-    parsed_rules: list[Any] = []
-    for line in rules.splitlines():
-        if not line.strip():
-            continue
-        if line.lstrip().startswith("{"):
-            try:
-                parsed_rules.append(json.loads(line))
-                continue
-            except json.JSONDecodeError:
-                pass
-        parsed_rules.append(line.strip())
+    parsed_rules = [line.strip() for line in rules.splitlines() if line.strip()]
     parsed_actors: list[dict[str, Any]] = []
     for line in actors.splitlines():
         line = line.strip()
@@ -138,8 +128,7 @@ def spec_of(definition: dict[str, Any]) -> WatchlistSpec:
                         else AliasSpec(al["text"], bool(al.get("case_sensitive", False)))
                         for al in a.get("aliases", ()))
         actors.append(ActorSpec(a["name"], a.get("slug") or slugify(a["name"]), aliases))
-    rules = tuple(r if isinstance(r, str) else str(r.get("rule", r.get("query", "")))
-                  for r in definition.get("rules", ()))
+    rules = tuple(str(r) for r in definition.get("rules", ()))
     return WatchlistSpec(name=definition["name"], rules=rules,
                          description=definition.get("description", ""), actors=tuple(actors))
 
