@@ -148,7 +148,9 @@ def test_an_analyst_reads_but_every_edit_is_refused(site: Site) -> None:
     feeds = site.client.get("/feeds").text
     assert "Pause" not in feeds and "Remove" not in feeds and "Add a feed" not in feeds
     assert "Send test alert" not in site.client.get("/channels").text
-    assert site.client.get("/new-watchlist").status_code == 403
+    r = site.client.get("/new-watchlist")
+    assert r.status_code == 403 and "<h1>Not allowed</h1>" in r.text  # a page, not JSON
+    assert site.client.put("/api/watchlists/libya").json()["detail"]  # JSON on the API
     assert site.app.store.audit(kind="watchlist", limit=10)[0].actor == "config-file"
 
 

@@ -23,8 +23,10 @@ from urllib.parse import parse_qs
 
 import jinja2
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..daemon import App
 from ..fetch import Fetcher
@@ -129,6 +131,9 @@ def templates() -> jinja2.Environment:
     return env
 
 
+_TITLES = {400: "Bad request", 401: "Sign in first", 403: "Not allowed", 404: "Not found",
+           405: "Not allowed", 413: "Too large", 422: "Not valid"}
+
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
                                "img-src 'self'; frame-ancestors 'none'; form-action 'self'; "
@@ -181,6 +186,14 @@ def console_app(console: Console) -> FastAPI:
     async def _to_login(request: Request, exc: SignInRequired) -> Response:
         return RedirectResponse(f"/login?next={exc.next_path}", status_code=303)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/") or request.url.path.startswith("/static/"):
+            return await http_exception_handler(request, exc)
+        return html(request, "error.html", status=exc.status_code, status_code=exc.status_code,
+                    title=_TITLES.get(exc.status_code, "Error"), detail=exc.detail,
+                    headers=dict(exc.headers or {}))
+
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     app.include_router(api.public)
     app.include_router(api.router)
@@ -229,9 +242,10 @@ def json_error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": message, **extra}, status_code=status)
 
 
-def html(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def html(request: Request, template: str, status: int = 200,
+         headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
     env: jinja2.Environment = request.app.state.templates
     session = session_of(request)
     body = env.get_template(template).render(request=request, session=session,
                                              path=request.url.path, **context)
-    return HTMLResponse(body, status_code=status)
+    return HTMLResponse(body, status_code=status, headers=headers)
