@@ -123,16 +123,28 @@ class Catalog:
         raise NotFound(f"no watchlist named {name!r}")
 
     def specs(self) -> list[WatchlistSpec]:
-        """The watchlists in force, ready to compile."""
-        defs = self.store.watchlist_definitions()
-        return list(watchlist_specs({"watchlists": defs}, "database")) if defs else []
+        """The watchlists in force, ready to compile. Raises ConfigError naming each
+        stored watchlist this version of monitor refuses (and its field)."""
+        specs, problems = [], []
+        for d in self.store.watchlist_definitions():
+            try:
+                specs.append(watchlist_specs({"watchlists": [d]}, "database")[0])
+            except ConfigError as exc:
+                name = d.get("name", "?") if isinstance(d, dict) else "?"
+                problems += [Problem("database", p.field.replace(
+                    "watchlists[0]", f"watchlist {name}", 1), p.message + " (fix it with "
+                    "monitor watchlists import)") for p in exc.problems]
+        if problems:
+            raise ConfigError(problems)
+        return specs
 
     def check_watchlist(self, definition: dict[str, Any]) -> None:
         """Raise ConfigError naming the field (``rules[2]``) and, for a malformed rule,
         the column and reason; return None when the definition is sound."""
-        self._spec(definition)
+        self.spec(definition)
 
-    def _spec(self, definition: dict[str, Any]) -> WatchlistSpec:
+    def spec(self, definition: dict[str, Any]) -> WatchlistSpec:
+        """The checked spec of a definition (ConfigError as ``check_watchlist``)."""
         try:
             return watchlist_specs({"watchlists": [definition]}, "watchlist")[0]
         except ConfigError as exc:
@@ -142,7 +154,7 @@ class Catalog:
 
     def save_watchlist(self, definition: dict[str, Any], actor: str) -> AuditEntry:
         """Create or replace the watchlist of that name; publishes the watchlists."""
-        d = definition_of(self._spec(definition))
+        d = definition_of(self.spec(definition))
         return self._apply([Edit("watchlist", "put", d["name"], d)], actor)[0]
 
     def delete_watchlist(self, name: str, actor: str) -> AuditEntry:
@@ -165,9 +177,10 @@ class Catalog:
 
     # ------------------------------------------------------------ feeds
 
-    def feeds(self) -> list[FeedRow]:
-        """Every feed, paused ones included (``active`` False), by URL."""
-        return self.store.catalog_feeds()
+    def feeds(self, *, counts: bool = True) -> list[FeedRow]:
+        """Every feed, paused ones included (``active`` False), by URL; ``counts`` fills
+        ``FeedRow.items``."""
+        return self.store.catalog_feeds(counts=counts)
 
     def feed(self, url: str) -> FeedRow:
         for f in self.feeds():
@@ -215,13 +228,13 @@ class Catalog:
             raise ConfigError(problems)
         wanted = {e.url: None if e.title == e.url else e.title for e in entries}
         edits, report = _feed_edits(
-            {u: (t, None) for u, t in wanted.items()}, self.feeds(), replace,
+            {u: (t, None) for u, t in wanted.items()}, self.feeds(counts=False), replace,
             int(self.default_interval.total_seconds()))
         self._apply(edits, actor, progress=progress)
         return report
 
     def export_opml(self) -> bytes:
-        return write_opml([OpmlFeed(f.url, f.title) for f in self.feeds()],
+        return write_opml([OpmlFeed(f.url, f.title) for f in self.feeds(counts=False)],
                           title="monitor feeds")
 
     # ------------------------------------------------------------ audit
@@ -255,7 +268,7 @@ class Catalog:
         file_feeds: dict[str, dict[str, Any]] = {
             url: {"title": t, "interval": int(iv.total_seconds())} for url, t, iv in feeds}
         last = self.store.shared(SEED_FEEDS)
-        rows = self.feeds()
+        rows = self.feeds(counts=False)
         wanted = {u: (v["title"], v["interval"]) for u, v in file_feeds.items()
                   if last is None or last[1].get(u) != v}
         feed_edits, feed_report = _feed_edits(wanted, rows, last is None, 0)

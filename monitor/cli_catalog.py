@@ -35,7 +35,7 @@ def _open(config: Config) -> tuple[App, Catalog]:
     app = build(config)
     return app, Catalog(app.store, app.clock,
                         default_interval=config.settings.fetch.default_interval,
-                        worker=actor())
+                        worker=actor())  # as App.catalog(), published by the user
 
 
 def _duration(text: str) -> Any:
@@ -190,7 +190,7 @@ def cmd_watchlists_list(config: Config, args: argparse.Namespace) -> int:
         return 0
     table: list[tuple[str, ...]] = [("NAME", "RULES", "ACTORS", "DESCRIPTION")]
     table += [(d["name"], str(len(d["rules"])), str(len(d["actors"])),
-               d.get("description", "")) for d in defs]
+               _short(d.get("description", ""), 60)) for d in defs]
     print_table(table)
     return 0
 
@@ -201,7 +201,7 @@ def cmd_watchlists_show(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(d, indent=2, ensure_ascii=False))
         return 0
-    spec = catalog._spec(d)
+    spec = catalog.spec(d)
     print(f"{spec.name}: {len(spec.rules)} rules, {len(spec.actors)} actors"
           + (f" — {spec.description}" if spec.description else ""))
     for a in spec.actors:
@@ -290,6 +290,10 @@ def _change(e: AuditEntry) -> str:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _read(path: Path) -> str:

@@ -121,6 +121,12 @@ class App:
     def min_rules(self) -> dict[str, int]:
         return {ch.name: ch.min_rules for ch in self.config.channels}
 
+    def catalog(self) -> Catalog:
+        """The feeds and watchlists in force, to read and edit (audited, published)."""
+        return Catalog(self.store, self.clock,
+                       default_interval=self.config.settings.fetch.default_interval,
+                       worker=self.worker)
+
     def fetcher(self) -> Fetcher:
         f = self.config.settings.fetch
         return Fetcher(timeout=f.timeout.total_seconds(), max_body_bytes=f.max_body_bytes,

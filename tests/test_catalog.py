@@ -236,3 +236,13 @@ def test_a_fresh_seed_mirrors_rows_written_before_the_catalog(engine: Engine) ->
     assert wl.unchanged == ["libya"] and wl.deleted == ["sudan"]
     assert fd.deleted == ["https://gone.example/rss"]
     assert catalog.watchlist("libya") == definition_of(old[0])
+
+
+def test_a_stored_watchlist_this_version_refuses_is_named(catalog: Catalog) -> None:
+    catalog.save_watchlist(LIBYA, "cli:ana")
+    catalog.store.sync_watchlists({"old": {"name": "old", "rules": ["(Tripoli"]}}, NOW)
+    with pytest.raises(ConfigError) as err:
+        catalog.specs()
+    [problem] = err.value.problems
+    assert (problem.file, problem.field) == ("database", "watchlist old.rules[0]")
+    assert "column" in problem.message and "monitor watchlists import" in problem.message

@@ -86,15 +86,16 @@ class CatalogStore:
         try:
             with Session(self.engine, expire_on_commit=False) as s, s.begin():
                 cluster.serialize(s, "catalog")
+                rows = _prefetch(s, edits)
                 entries = []
                 for i, e in enumerate(edits):
-                    entries.append(_apply(s, e, now, actor))
+                    entries.append(_apply(s, rows, e, now))
                     if progress is not None and (i % 50 == 49 or i == len(edits) - 1):
                         progress(i + 1, len(edits))
-                rows = [Audit(at=now, actor=actor, action=a, kind=e.kind, target=e.target,
-                              before=b, after=af) for e, (a, b, af) in zip(edits, entries,
-                                                                          strict=True)]
-                s.add_all(rows)
+                audit = [Audit(at=now, actor=actor, action=a, kind=e.kind, target=e.target,
+                               before=b, after=af) for e, (a, b, af) in zip(edits, entries,
+                                                                           strict=True)]
+                s.add_all(audit)
                 s.flush()
                 if publish is not None and any(e.kind == "watchlist" for e in edits):
                     name, publisher, by = publish
@@ -104,7 +105,7 @@ class CatalogStore:
                     _share(s, name, publisher(defs), now, by)
                 if remember is not None:
                     _share(s, remember[0], remember[1], now, actor)
-                return [_entry(r) for r in rows]
+                return [_entry(r) for r in audit]
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the edit: {type(exc).__name__}: {exc}") from exc
 
@@ -150,24 +151,41 @@ def _share(s: Session, name: str, value: Any, now: datetime, by: str) -> None:
 
 
 Change = tuple[str, dict[str, Any] | None, dict[str, Any] | None]
+Rows = dict[tuple[str, str], Any]
+"""(kind, target) -> its Watchlist or Feed row, or None: read once for every edit."""
 
 
-def _apply(s: Session, e: Edit, now: datetime, actor: str) -> Change:
+def _prefetch(s: Session, edits: Sequence[Edit]) -> Rows:
+    rows: Rows = {(e.kind, e.target): None for e in edits}
+    names = sorted({e.target for e in edits if e.kind == "watchlist"})
+    urls = sorted({e.target for e in edits if e.kind == "feed"})
+    for i in range(0, len(names), 500):
+        for w in s.scalars(select(Watchlist).where(Watchlist.name.in_(names[i:i + 500]))):
+            rows[("watchlist", w.name)] = w
+    for i in range(0, len(urls), 500):
+        for f in s.scalars(select(Feed).where(Feed.url.in_(urls[i:i + 500]))):
+            rows[("feed", f.url)] = f
+    return rows
+
+
+def _apply(s: Session, rows: Rows, e: Edit, now: datetime) -> Change:
     if e.kind == "watchlist":
-        return _apply_watchlist(s, e, now)
+        return _apply_watchlist(s, rows, e, now)
     if e.kind == "feed":
-        return _apply_feed(s, e, now)
+        return _apply_feed(s, rows, e, now)
     raise ValueError(f"unknown kind {e.kind!r}")
 
 
-def _apply_watchlist(s: Session, e: Edit, now: datetime) -> Change:
-    row = s.scalar(select(Watchlist).where(Watchlist.name == e.target))
+def _apply_watchlist(s: Session, rows: Rows, e: Edit, now: datetime) -> Change:
+    row: Watchlist | None = rows[("watchlist", e.target)]
     live = row is not None and row.deleted_at is None
     before = row.definition if row is not None and live else None
     if e.op == "put":
         assert e.value is not None
         if row is None:
-            s.add(Watchlist(name=e.target, definition=e.value, updated_at=now))
+            row = Watchlist(name=e.target, definition=e.value, updated_at=now)
+            s.add(row)
+            rows[("watchlist", e.target)] = row
         else:
             row.definition, row.updated_at, row.deleted_at = e.value, now, None
         return ("update" if live else "create"), before, e.value
@@ -185,8 +203,8 @@ def feed_record(f: Feed) -> dict[str, Any]:
             "active": f.active}
 
 
-def _apply_feed(s: Session, e: Edit, now: datetime) -> Change:
-    row = s.scalar(select(Feed).where(Feed.url == e.target))
+def _apply_feed(s: Session, rows: Rows, e: Edit, now: datetime) -> Change:
+    row: Feed | None = rows[("feed", e.target)]
     live = row is not None and row.removed_at is None
     before = feed_record(row) if row is not None and live else None
     if e.op == "put":
@@ -197,6 +215,7 @@ def _apply_feed(s: Session, e: Edit, now: datetime) -> Change:
             row = Feed(url=e.target, title=title, active=True, consecutive_failures=0,
                        interval_seconds=interval, created_at=now, next_check_at=now)
             s.add(row)
+            rows[("feed", e.target)] = row
         else:
             if not live:  # back from removal: active, and polled soon
                 row.active, row.removed_at, row.next_check_at = True, None, now

@@ -194,9 +194,13 @@ class Store(OutboxStore, CatalogStore):
                 plain = plain.where(Feed.active.is_(True))
             return [_feed_row(f) for f in s.scalars(plain.order_by(Feed.url))]
 
-    def catalog_feeds(self) -> list[FeedRow]:
-        """Every feed not removed, paused ones included, by URL, with its item count."""
+    def catalog_feeds(self, *, counts: bool = True) -> list[FeedRow]:
+        """Every feed not removed, paused ones included, by URL; ``counts`` fills
+        ``FeedRow.items`` (reading every item: for listings)."""
         with self._session() as s:
+            if not counts:
+                return [_feed_row(f) for f in s.scalars(
+                    select(Feed).where(Feed.removed_at.is_(None)).order_by(Feed.url))]
             query = (select(Feed, func.count(Item.id)).outerjoin(Item).group_by(Feed.id)
                      .where(Feed.removed_at.is_(None)).order_by(Feed.url))
             return [_feed_row(f, n) for f, n in s.execute(query)]
