@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from ..catalog import Catalog, discover_feed
+from ..catalog import discover_feed
 from ..daemon import App
 from ..store import Accounts
 from .auth import Auth
@@ -16,9 +16,7 @@ __all__ = ["console_for"]
 
 
 def _catalog(app: App) -> CatalogAPI:
-    return Catalog(app.store, app.clock,
-                   default_interval=app.config.settings.fetch.default_interval,
-                   worker=app.worker)
+    return app.catalog()
 
 
 def console_for(current: Callable[[], App]) -> FastAPI:
