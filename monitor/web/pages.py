@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from ..alerts import load_channel, send_test
-from ..errors import ConfigError, FeedError, MonitorError, QueryError
+from ..errors import ConfigError, MonitorError, QueryError
 from ..store import SessionInfo, recent_matches, watchlist_names
 from .auth import csrf_ok
 from .console import (
@@ -266,7 +266,7 @@ async def add_feed(request: Request, session: PageUser) -> Response:
             found = await console.discover(fetcher, url)
         await run_in_threadpool(console.catalog().add_feed, found.url, session.user.name,
                                 title=found.title)
-    except (FeedError, ConfigError, MonitorError) as exc:
+    except MonitorError as exc:  # FeedError (nothing there), ConfigError (not a URL)
         return _feeds(request, status=422, error=f"cannot add {url}: {exc}")
     return _feeds(request, message=found.note or f"added {found.url}")
 
