@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..store import Accounts, SessionInfo, UserRow
-from .passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+from .passwords import dummy_hash, hash_password, needs_rehash, verify_password
 
 __all__ = ["Auth", "SignIn", "SignInLimiter", "csrf_ok", "token_hash"]
 
@@ -105,7 +105,7 @@ class Auth:
             log.warning("sign-in refused: too many failures for user %r from %s", name, client)
             return SignIn(refused="throttled")
         user = self.accounts.user(name)
-        ok = verify_password(user.password_hash if user else DUMMY_HASH, password)
+        ok = verify_password(user.password_hash if user else dummy_hash(), password)
         if user is None or not ok:
             self.limiter.failed(keys, now)
             log.warning("sign-in failed for user %r from %s", name, client)

@@ -4,10 +4,12 @@ made with older ones still verify and are replaced at the next sign-in."""
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-__all__ = ["hash_password", "needs_rehash", "verify_password"]
+__all__ = ["dummy_hash", "hash_password", "needs_rehash", "verify_password"]
 
 _HASHER = PasswordHasher()
 
@@ -30,6 +32,9 @@ def needs_rehash(password_hash: str) -> bool:
     return _HASHER.check_needs_rehash(password_hash)
 
 
-# A hash to verify against when the user does not exist, so that a sign-in takes as
-# long for an unknown name as for a wrong password (no user enumeration by timing).
-DUMMY_HASH = _HASHER.hash("not a password of anyone")
+@functools.cache
+def dummy_hash() -> str:
+    """A hash to verify against when the user does not exist, so that a sign-in takes as
+    long for an unknown name as for a wrong password (no user enumeration by timing).
+    Made at the first use, not at import: a hash takes Argon2's 64 MiB for a moment."""
+    return _HASHER.hash("not a password of anyone")
