@@ -191,9 +191,14 @@ class Catalog:
     def add_feed(self, url: str, actor: str, *, title: str | None = None,
                  interval: timedelta | None = None) -> AuditEntry:
         """Add a feed (an already resolved feed URL), due at once. Adding one that is
-        there updates its title and interval; adding a removed one brings it back."""
+        there updates its title and interval (those given); adding a removed one brings
+        it back."""
         url = check_feed_url(url)
-        seconds = int((interval or self.default_interval).total_seconds())
+        if interval is None:  # a feed that is there keeps its own
+            known = {f.url: f.interval for f in self.store.feeds(active_only=False,
+                                                                  counts=False)}
+            interval = known.get(url, self.default_interval)
+        seconds = int(interval.total_seconds())
         if seconds <= 0:
             raise ConfigError([Problem("feed", "interval", "must be positive")])
         return self._apply([Edit("feed", "put", url, {"title": title, "interval": seconds})],

@@ -65,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     mig.set_defaults(func=_cmd_migrate)
 
     feeds = sub.add_parser("feeds", help="feeds and their health",
-                           description="Feeds and their fetch state.")
+                           description="The feeds in force and their fetch state: list, add, "
+                           "pause, resume, remove, OPML import and export.")
     feeds_sub = feeds.add_subparsers(dest="feeds_command", metavar="ACTION", required=True)
     fl = feeds_sub.add_parser("list", help="every feed with its status, last success and "
                               "last error", description="List the feeds (paused ones too) "
@@ -94,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     ar.set_defaults(func=_cmd_alerts_retry)
 
     wl = sub.add_parser("watchlists", help="watchlists and rules",
-                        description="Inspect watchlists and try rules.")
+                        description="The watchlists in force: list, show, import, export, "
+                        "delete; and try rules.")
     wl_sub = wl.add_subparsers(dest="watchlists_command", metavar="ACTION", required=True)
     wll = wl_sub.add_parser("list", help="the watchlists with their rules and actors",
                             description="List the watchlists in force (in the database).")

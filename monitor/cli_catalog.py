@@ -55,7 +55,7 @@ def add_feed_commands(sub: Any) -> None:
         description="Add a feed; the daemon polls it at its next tick, without a restart. "
         "If URL is a web page, the feed it advertises (<link rel=\"alternate\">) is "
         "added instead, and the command says so. Adding a feed already there updates "
-        "its title and interval; adding a removed one brings it back.")
+        "its title and interval (those given); adding a removed one brings it back.")
     add.add_argument("url", metavar="URL", help="the feed's URL, or a page that links to it")
     add.add_argument("--title", help="the feed's title (default: the feed's own)")
     add.add_argument("--interval", type=_duration, metavar="DURATION",

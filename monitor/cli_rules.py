@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from .backtest import backtest
-from .catalog import Catalog
 from .cli_output import iso, print_table
 from .config import Config, load_watchlists, parse_duration
 from .daemon import build
@@ -30,7 +29,7 @@ __all__ = ["cmd_backtest", "cmd_watchlists_test", "duration"]
 
 
 def cmd_watchlists_test(config: Config, args: argparse.Namespace) -> int:
-    by_name = {w.name: w for w in config.watchlists}
+    by_name = {w.name: w for w in build(config).catalog().specs()}  # those in force
     if args.rule in by_name:
         spec = by_name[args.rule]
     else:
@@ -124,7 +123,7 @@ def _progress(total: int, what: str) -> Callable[[int], None] | None:
 
 def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
     app = build(config)
-    in_db = {w.name: w for w in Catalog(app.store, app.clock).specs()}  # those in force
+    in_db = {w.name: w for w in app.catalog().specs()}  # those in force
     specs = load_watchlists(args.file) if args.file else tuple(in_db.values())
     by_name = {w.name: w for w in specs}
     if args.watchlist not in by_name:

@@ -153,6 +153,12 @@ def test_feeds_add_pause_resume_remove(catalog: Catalog) -> None:
     assert catalog.store.due_feeds(NOW, 10) == []  # and not polled
     assert catalog.set_feed_active(row.url, True, "cli:ana").action == "resume"
     assert catalog.store.due_feeds(NOW, 10) != []
+    again = catalog.add_feed(row.url, "cli:ana", interval=timedelta(minutes=3))
+    assert again.action == "update" and again.after is not None
+    assert again.after["interval"] == 180
+    renamed = catalog.add_feed(row.url, "cli:ana", title="Renamed")  # interval kept
+    assert renamed.after == {"url": row.url, "title": "Renamed", "interval": 180,
+                             "active": True}
     removed = catalog.remove_feed(row.url, "cli:ana")
     assert removed.action == "delete" and removed.after is None
     assert catalog.feeds() == [] and catalog.store.due_feeds(NOW, 10) == []
@@ -163,7 +169,7 @@ def test_feeds_add_pause_resume_remove(catalog: Catalog) -> None:
     with pytest.raises(ConfigError):
         catalog.add_feed("ftp://example.org/rss", "cli:ana")
     assert [e.action for e in catalog.audit(kind="feed")] == [
-        "delete", "resume", "pause", "create"]
+        "delete", "update", "update", "resume", "pause", "create"]
 
 
 OPML = b"""<?xml version="1.0"?>

@@ -328,3 +328,17 @@ def test_the_progress_bar_draws_on_a_terminal_only() -> None:
     draw(10, 10)
     assert tty.getvalue() == ("\rimporting feeds [#####.....] 5/10"
                               "\rimporting feeds [##########] 10/10\n")
+
+
+def test_the_rule_tools_use_the_watchlists_in_force(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    team = tmp_path / "team.yaml"
+    team.write_text(TEAM, encoding="utf-8")
+    assert cli("watchlists", "import", str(team))[0] == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("RSF fighters entered Darfur, Sudan"))
+    code, out, err = cli("watchlists", "test", "sudan")
+    assert code == 0, err
+    assert "Sudan AND (RSF OR Darfur)" in out
+    code, out, err = cli("backtest", "sudan", "--json")
+    assert code == 0, err
+    assert json.loads(out)["rules"][0]["rule"] == "Sudan AND (RSF OR Darfur)"
