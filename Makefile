@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/monitor.toml
 
-.PHONY: run test lint bench-fetch bench-match bench-scale clean systemd-analyze
+.PHONY: run test lint bench-fetch bench-match bench-scale clean systemd-analyze chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ run: $(VENV)/.installed
 	$(BIN)/monitor --config $(CONFIG) run
 
 ## test: fresh machine -> the whole suite, then ruff and strict mypy
-test: $(VENV)/.installed-dev systemd-analyze
+test: $(VENV)/.installed-dev systemd-analyze chromium
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check monitor tests bench
 	$(BIN)/mypy
@@ -42,6 +42,19 @@ systemd-analyze:
 	      || echo "warning: could not install systemd; the unit-file tests will be skipped"; \
 	  else \
 	    echo "warning: systemd-analyze is missing; the unit-file tests will be skipped"; \
+	  fi; }
+
+# tests/test_browser.py drives Debian's Chromium through Playwright (no browser download).
+# Installed with apt-get when absent and possible; otherwise those tests are skipped.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium >/dev/null \
+	      || echo "warning: could not install chromium; the browser tests will be skipped"; \
+	  else \
+	    echo "warning: /usr/bin/chromium is missing; the browser tests will be skipped"; \
 	  fi; }
 
 ## bench-match: items/s of the matcher at 10, 1,000 and 10,000 rules (docs/performance.md)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from . import __version__, cli_catalog, logs
+from . import __version__, cli_catalog, cli_web, logs
 from .alerts import channel_problems, load_channel, send_test
 from .cli_output import iso as _iso
 from .cli_output import print_table as _print_table
@@ -144,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
                         "and report whether apprise accepted it.")
     ta.add_argument("channel", help="the channel's name in the settings file")
     ta.set_defaults(func=_cmd_test_alert)
+    cli_web.add_parsers(sub)  # users, web
     return p
 
 

@@ -249,18 +249,33 @@ class WebSettings(_Model):
     """``host:port`` for /metrics and /healthz; None (the default) serves nothing."""
     max_pending_alerts: int = Field(default=1000, ge=1)
     """/healthz fails while more alerts than this wait in the outbox."""
+    console: str | None = None
+    """``host:port`` for the web console and its JSON API (docs/web.md); None (the
+    default): the daemon serves no console."""
+    session_lifetime: Duration = timedelta(hours=12)
+    """How long a console sign-in lasts."""
+    secure_cookie: bool = False
+    """Mark the session cookie Secure: set it when the console is behind HTTPS."""
 
-    @field_validator("listen")
+    @field_validator("listen", "console")
     @classmethod
     def _check_listen(cls, value: str | None) -> str | None:
         return None if value is None else _listen(value)
 
     @property
     def address(self) -> tuple[str, int] | None:
-        if self.listen is None:
-            return None
-        host, _, port = self.listen.rpartition(":")
-        return host.removeprefix("[").removesuffix("]"), int(port)
+        return _host_port(self.listen)
+
+    @property
+    def console_address(self) -> tuple[str, int] | None:
+        return _host_port(self.console)
+
+
+def _host_port(listen: str | None) -> tuple[str, int] | None:
+    if listen is None:
+        return None
+    host, _, port = listen.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 class WebSubSettings(_Model):

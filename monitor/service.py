@@ -34,6 +34,7 @@ from .shared_settings import follow as follow_settings
 from .store import ExclusiveLock, Store, StoreStats, exclusive
 from .web import WebServer
 from .websub import Endpoint, Push
+from .web.serve import ConsoleServer
 
 __all__ = ["Service", "create_service"]
 
@@ -66,6 +67,8 @@ class Service:
         self.on_reload = on_reload
         self.heartbeat = Heartbeat(app.config.settings.fetch.check_every.total_seconds())
         self.web: WebServer | None = None
+        self.console: ConsoleServer | None = None
+        """The web console (docs/web.md), when [web] console is set."""
         self._jobs: Jobs | None = None
         self._fetcher_exit: contextlib.AsyncExitStack | None = None
         self._reload_wanted = asyncio.Event()
@@ -115,6 +118,8 @@ class Service:
             await self._stop_jobs()
             if self.web is not None:
                 self.web.close()
+            if self.console is not None:
+                self.console.close()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             if self.lock is not None:
@@ -140,8 +145,9 @@ class Service:
             log.error("reload refused: %s", exc)
             return self._refused(str(exc))
         old = self.app
-        if new.config.settings.web.listen != old.config.settings.web.listen:
-            log.warning("[web] listen changed; it takes effect at the next restart")
+        for key in ("listen", "console", "session_lifetime", "secure_cookie"):
+            if getattr(new.config.settings.web, key) != getattr(old.config.settings.web, key):
+                log.warning("[web] %s changed; it takes effect at the next restart", key)
         await self._stop_jobs()
         self.app = new
         self._share_settings(old, follow)
@@ -194,6 +200,12 @@ class Service:
             self._fetcher_exit = None
 
     def _start_web(self) -> None:
+        console = self.app.config.settings.web.console_address
+        if console is not None:
+            from .web.wiring import console_for  # fastapi is imported only when served
+
+            self.console = ConsoleServer(*console, console_for(lambda: self.app))
+            log.info("serving the web console on %s:%d", console[0], self.console.port)
         address = self.app.config.settings.web.address
         if address is None:
             return

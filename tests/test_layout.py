@@ -17,15 +17,20 @@ HOMES = {
     "alembic": {"store/"},
     "psycopg": {"store/"},
     "apprise": {"alerts/"},
-    "jinja2": {"alerts/"},
+    "jinja2": {"alerts/", "web/"},
     "apscheduler": {"daemon.py"},
     "prometheus_client": {"metrics.py"},
     "yaml": {"config.py"},
     "pydantic": {"config.py"},
     "ahocorasick": {"match/matcher.py"},
+    "fastapi": {"web/"},
+    "starlette": {"web/"},
+    "uvicorn": {"web/serve.py"},
+    "argon2": {"web/passwords.py"},
+    "playwright": set(),  # the browser test only
 }
 PURE = ["text.py", "parse.py", "xmlguard.py", "dedup.py", "opml.py", "match/",
-        "alerts/render.py", "alerts/policy.py", "backtest.py"]
+        "alerts/render.py", "alerts/policy.py", "backtest.py", "web/views.py"]
 IO_MODULES = ("socket", "httpx", "sqlalchemy", "apprise", "subprocess", "requests",
               "urllib.request", "http.client")
 

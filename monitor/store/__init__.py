@@ -3,6 +3,7 @@
 from .cluster import ExclusiveLock, exclusive
 from .db import create, migrate, schema_status
 from .housekeeping import Pruned, StoreStats
+from .matches import MatchRow, recent_matches, watchlist_names
 from .repo import (
     AuditEntry,
     Edit,
@@ -18,26 +19,33 @@ from .repo import (
     StoredItem,
     SubscriptionRow,
 )
+from .users import Accounts, SessionInfo, UserRow
 
 __all__ = [
+    "Accounts",
     "AuditEntry",
     "Edit",
     "ExclusiveLock",
     "FeedRow",
     "FetchState",
+    "MatchRow",
     "NewItem",
     "NewMatch",
     "PendingAlert",
     "PollCounts",
     "Pruned",
+    "SessionInfo",
     "Source",
     "StateWrite",
     "Store",
     "StoreStats",
     "StoredItem",
     "SubscriptionRow",
+    "UserRow",
     "create",
     "exclusive",
     "migrate",
+    "recent_matches",
     "schema_status",
+    "watchlist_names",
 ]

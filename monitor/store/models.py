@@ -22,8 +22,21 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Audit", "Base", "ChannelHold", "Feed", "Item", "Match", "Outbox", "SharedConfig",
-           "Subscription", "UTCDateTime", "Watchlist"]
+__all__ = [
+    "Audit",
+    "Base",
+    "ChannelHold",
+    "Feed",
+    "Item",
+    "Match",
+    "Outbox",
+    "SessionRow",
+    "SharedConfig",
+    "Subscription",
+    "UTCDateTime",
+    "User",
+    "Watchlist",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -251,3 +264,31 @@ class Audit(Base):
     target: Mapped[str] = mapped_column(String(2048))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class User(Base):
+    """A local account of the web console."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    """An Argon2id hash in PHC format (``$argon2id$…``), never the password."""
+    role: Mapped[str] = mapped_column(String(16))
+    """``admin`` (reads and edits) or ``analyst`` (reads)."""
+    created_at: Mapped[datetime]
+
+
+class SessionRow(Base):
+    """A signed-in browser or API client. ``id`` is the SHA-256 of the cookie's token:
+    a copy of the database does not hold a usable session."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    """The session's CSRF token: required on every unsafe request."""
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,4 +1,5 @@
-"""The daemon's HTTP side: /metrics and /healthz (admin pages will live here too)."""
+"""The daemon's HTTP side: /metrics and /healthz (``server``), and the web console with
+its JSON API (``console``, served by ``serve``; docs/web.md)."""
 
 from .server import WebServer, wsgi_app
 
