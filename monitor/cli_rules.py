@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from .backtest import backtest
 from .cli_output import iso, print_table
-from .config import Config, load_watchlists, parse_duration
+from .config import EVERY, Config, load_watchlists, parse_duration
 from .daemon import build
 from .match import (
     Document,
@@ -158,7 +158,8 @@ def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
             }} if baseline is not None else {}),
         }, indent=2, ensure_ascii=False))
         return 0
-    channels = [c.name for c in config.channels if watchlist.name in c.watchlists]
+    channels = [c.name for c in config.channels if watchlist.name in c.watchlists
+                or EVERY in c.watchlists]
     print(f"backtest {watchlist.name}: {len(report.hits)} of {report.scanned} items fetched "
           f"since {since:%Y-%m-%d %H:%M} UTC would have matched"
           + (f" (alerting {', '.join(channels)})" if channels else " (no channel receives it)"))

@@ -40,6 +40,7 @@ from .match import ActorSpec, AliasSpec, WatchlistSpec, compile_errors, slugify
 from .opml import parse_opml
 
 __all__ = [
+    "EVERY",
     "ChannelSettings",
     "Config",
     "FeedSettings",
@@ -168,6 +169,11 @@ class AlertSettings(_Model):
 _QUIET_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 _CRON_RE = re.compile(r"^\S+(\s+\S+){4}$")
 TEMPLATE_KINDS = ("subject", "text", "html", "slack")
+
+
+EVERY = "*"
+"""In a channel's ``watchlists``: every watchlist in force, those made in the console or
+with the CLI included."""
 
 
 class ChannelSettings(_Model):
@@ -398,7 +404,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     names = {w.name for w in specs}
     for i, ch in enumerate(settings.channel):
         for j, wl in enumerate(ch.watchlists):
-            if specs and wl not in names:
+            if specs and wl not in names and wl != EVERY:
                 problems.append(Problem(
                     path.name, f"channel[{i}].watchlists[{j}]",
                     f"no watchlist named {wl!r} in {settings.watchlists} "

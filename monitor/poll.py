@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .config import EVERY
 from .dedup import identity, story_keys
 from .errors import FeedError, StoreError
 from .fetch import FeedAuth, Fetcher, FetchResult
@@ -73,12 +74,13 @@ def match_entry(entry: Entry, feed_title: str | None, matcher: Matcher,
                 routes: Mapping[str, tuple[str, ...]],
                 min_rules: Mapping[str, int] | None = None) -> tuple[NewMatch, ...]:
     """Every watchlist that matches the entry, with its snippet and the channels it goes
-    to: those subscribed to the watchlist whose ``min_rules`` the match reaches."""
+    to: those subscribed to the watchlist (or to every watchlist, ``"*"``) whose
+    ``min_rules`` the match reaches."""
     doc = document(entry, feed_title)
     out = []
     for m in matcher.match(doc):
-        channels = tuple(c for c in routes.get(m.watchlist, ())
-                         if len(m.rules) >= (min_rules or {}).get(c, 1))
+        routed = dict.fromkeys((*routes.get(m.watchlist, ()), *routes.get(EVERY, ())))
+        channels = tuple(c for c in routed if len(m.rules) >= (min_rules or {}).get(c, 1))
         out.append(_new_match(doc, m, channels))
     return tuple(out)
 

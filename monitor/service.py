@@ -33,8 +33,8 @@ from .shared_settings import announce, changed
 from .shared_settings import follow as follow_settings
 from .store import ExclusiveLock, Store, StoreStats, exclusive
 from .web import WebServer
-from .websub import Endpoint, Push
 from .web.serve import ConsoleServer
+from .websub import Endpoint, Push
 
 __all__ = ["Service", "create_service"]
 

@@ -46,6 +46,13 @@ def test_channel_naming_an_unknown_watchlist(workspace: Workspace,
         "watchlists.yaml (there: libya)\n")
 
 
+def test_a_channel_may_take_every_watchlist(workspace: Workspace,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    workspace.write(feeds=[], channels=[("desk", "alertfile://a.log")])
+    workspace.config.write_text(workspace.config.read_text().replace('["libya"]', '["*"]'))
+    assert main(["--config", str(workspace.config), "check"]) == 0, capsys.readouterr().err
+
+
 def test_a_malformed_rule_names_file_field_position_and_reason(
     workspace: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:

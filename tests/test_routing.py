@@ -77,6 +77,14 @@ def test_a_channel_may_ask_for_a_minimum_number_of_rules() -> None:
     assert m.channels == ("all", "strict")
 
 
+def test_a_channel_on_every_watchlist_receives_one_made_later_once() -> None:
+    wl = compile_watchlist(WatchlistSpec("made-in-console", ("Tripoli",)))
+    entry = Entry(None, None, "Clashes in Tripoli", "", "", "", None)
+    routes = {"*": ("desk", "all"), "made-in-console": ("desk",), "libya": ("other",)}
+    (m,) = match_entry(entry, "Wire", Matcher.of([wl]), routes)
+    assert m.channels == ("desk", "all")
+
+
 def test_digest_schedule_fires_in_the_channel_time_zone() -> None:
     trigger = digest_trigger("0 7 * * *", "Africa/Tripoli")
     fire = trigger.get_next_fire_time(None, NOW)
