@@ -18,11 +18,11 @@ from ..text import (
     cased_sequence,
     clean,
     clitic_forms,
-    joined_keys,
     key_of,
     tokenize,
 )
 from .query import ActorRef, And, Near, Node, Not, Or, Term
+from .scan import scan_keys
 
 __all__ = ["DEFAULT_FIELDS", "Document", "FieldText", "Span", "evaluate"]
 
@@ -60,7 +60,7 @@ class FieldText:
     @cached_property
     def scan(self) -> str:
         """The folded words, separated by single spaces."""
-        return joined_keys(self.text)
+        return scan_keys(self.text)
 
     @cached_property
     def _padded(self) -> str:
