@@ -13,6 +13,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -78,6 +79,21 @@ def test_the_fast_scan_is_the_full_scan(text: str) -> None:
     fast = latin1_keys(cleaned)
     assert fast is None or fast == expected
     assert scan_keys(cleaned) == joined_keys(cleaned) == expected
+
+
+@given(ANY)
+@example("Haftar’s forces, near al-Sarraj's office")
+@example("  ’tis x's'y  a's's … ")
+@example("")
+def test_the_fast_offsets_are_the_full_offsets(text: str) -> None:
+    cleaned = clean(text)
+    tokens = tokenize(cleaned)
+    ft = FieldText(cleaned)
+    assert ft.scan == " ".join(t.key for t in tokens)
+    assert len(ft.offsets) == len(tokens)
+    assert [ft.offsets[i] for i in range(len(tokens))] == [(t.start, t.end) for t in tokens]
+    with pytest.raises(IndexError):
+        ft.offsets[len(tokens)]
 
 
 @given(st.text(st.sampled_from([c for c in LATIN1 if c not in "ßµ¼½¾"] + MARKS),

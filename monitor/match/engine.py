@@ -18,11 +18,12 @@ from ..text import (
     cased_sequence,
     clean,
     clitic_forms,
+    joined_keys,
     key_of,
     tokenize,
 )
 from .query import ActorRef, And, Near, Node, Not, Or, Term
-from .scan import scan_keys
+from .scan import RunOffsets, keys_of_fold, latin1_fold
 
 __all__ = ["DEFAULT_FIELDS", "Document", "FieldText", "Span", "evaluate"]
 
@@ -58,12 +59,20 @@ class FieldText:
         return cls(clean(text))
 
     @cached_property
-    def scan(self) -> str:
-        """The folded words, separated by single spaces."""
-        return scan_keys(self.text)
+    def _latin1(self) -> bytes | None:
+        """The text folded in one piece (match/scan.py), or None for the general path."""
+        return latin1_fold(self.text)
 
     @cached_property
-    def _padded(self) -> str:
+    def scan(self) -> str:
+        """The folded words, separated by single spaces."""
+        folded = self._latin1
+        keys = None if folded is None else keys_of_fold(folded)
+        return joined_keys(self.text) if keys is None else keys
+
+    @cached_property
+    def padded(self) -> str:
+        """``scan`` between two spaces: every word is " key " in it."""
         return f" {self.scan} "
 
     @cached_property
@@ -72,9 +81,10 @@ class FieldText:
         return cased_sequence(self.text)
 
     @cached_property
-    def offsets(self) -> WordOffsets:
+    def offsets(self) -> WordOffsets | RunOffsets:
         """``offsets[i]``: the (start, end) of word i, to report the words that fired."""
-        return WordOffsets(self.text)
+        folded = self._latin1
+        return WordOffsets(self.text) if folded is None else RunOffsets(folded)
 
     @property
     def tokens(self) -> tuple[Token, ...]:
@@ -105,7 +115,7 @@ class FieldText:
                    prefix: bool) -> tuple[int, ...]:
         if cased:
             return _cased_positions(self, words)
-        return _substring_positions(self._padded, " " + " ".join(words)
+        return _substring_positions(self.padded, " " + " ".join(words)
                                     + ("" if prefix else " "))
 
 
@@ -123,7 +133,7 @@ def _substring_positions(padded: str, needle: str) -> tuple[int, ...]:
 
 
 def _cased_positions(ft: FieldText, words: tuple[str, ...]) -> tuple[int, ...]:
-    if f" {' '.join(key_of(w) for w in words)} " not in ft._padded:
+    if f" {' '.join(key_of(w) for w in words)} " not in ft.padded:
         return ()
     seq, n = ft.cased_seq, len(words)
     return tuple(i for i in range(len(seq) - n + 1) if seq[i : i + n] == words)

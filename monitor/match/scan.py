@@ -25,10 +25,11 @@ test compares the two paths and ``tokenize`` on random text.
 from __future__ import annotations
 
 import re
+from itertools import accumulate
 
 from ..text import TYPOGRAPHIC_SEPARATORS, WORD_RE, joined_keys, word_forms
 
-__all__ = ["latin1_keys", "scan_keys"]
+__all__ = ["RunOffsets", "keys_of_fold", "latin1_fold", "latin1_keys", "scan_keys"]
 
 _FALLBACK = 0  # NUL: a character whose key is not one Latin-1 character
 
@@ -52,9 +53,10 @@ _POSSESSIVE_RE = re.compile(rb"'s(?:'s)*(?![^ ])")  # at the end of a word
 _SQUEEZES = 12  # halvings of a run of spaces: runs up to 4,096 long; longer, the general path
 
 
-def latin1_keys(text: str) -> str | None:
-    """``joined_keys(text)`` for a Latin-1 text (with typographic marks), or None if the
-    text holds another character (then the general path is needed)."""
+def latin1_fold(text: str) -> bytes | None:
+    """Steps 1 to 4 but the possessives: one byte per character of ``text`` (already
+    ``clean``), each word's folded letters at the word's own offsets and a space
+    elsewhere; None if ``text`` needs the general path."""
     if not text.isascii():
         text = text.replace("\u2019", "'")
         for mark in TYPOGRAPHIC_SEPARATORS:
@@ -67,8 +69,14 @@ def latin1_keys(text: str) -> str | None:
     folded = raw.translate(_TABLE)
     if b"\0" in folded:
         return None
+    return _LONE_APOSTROPHE_RE.sub(b" ", folded) if b"'" in folded else folded
+
+
+def keys_of_fold(folded: bytes) -> str | None:
+    """Steps 4 and 5 on ``latin1_fold``'s bytes: the scan string (None: a run of
+    spaces too long to squeeze, for the general path)."""
     if b"'" in folded:
-        folded = _POSSESSIVE_RE.sub(b"", _LONE_APOSTROPHE_RE.sub(b" ", folded))
+        folded = _POSSESSIVE_RE.sub(b"", folded)
     for _ in range(_SQUEEZES):
         if b"  " not in folded:
             return folded.strip(b" ").decode("latin-1")
@@ -76,8 +84,40 @@ def latin1_keys(text: str) -> str | None:
     return None
 
 
+def latin1_keys(text: str) -> str | None:
+    """``joined_keys(text)`` for a Latin-1 text (with typographic marks), or None if the
+    text holds another character (then the general path is needed)."""
+    folded = latin1_fold(text)
+    return None if folded is None else keys_of_fold(folded)
+
+
 def scan_keys(text: str) -> str:
     """The folded keys of the words of ``text`` (already ``clean``), in order, separated
     by single spaces: ``joined_keys(text)``, by the fast path where it applies."""
     keys = latin1_keys(text)
     return joined_keys(text) if keys is None else keys
+
+
+_SPACES_RE = re.compile(rb"( +)")
+
+
+class RunOffsets:
+    """``WordOffsets`` for a text on the fast path: word i is the i-th run of non-space
+    bytes of ``latin1_fold(text)``, found from the lengths of the runs and the spaces
+    between them (in C, no object per word)."""
+
+    def __init__(self, folded: bytes) -> None:
+        pieces = _SPACES_RE.split(folded)  # words and spaces in turn; first/last may be b""
+        self._skip = 2 if pieces[0] == b"" and len(pieces) > 1 else 0
+        self._starts = [0, *accumulate(map(len, pieces))]
+        self._len = ((len(pieces) + 1) // 2 - (pieces[0] == b"")
+                     - (pieces[-1] == b"" and len(pieces) > 1))
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, i: int) -> tuple[int, int]:
+        if not 0 <= i < self._len:
+            raise IndexError(i)
+        at = self._skip + 2 * i
+        return self._starts[at], self._starts[at + 1]
