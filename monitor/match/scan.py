@@ -25,7 +25,7 @@ test compares the two paths and ``tokenize`` on random text.
 from __future__ import annotations
 
 import re
-from itertools import accumulate
+from itertools import accumulate, compress
 
 from ..text import TYPOGRAPHIC_SEPARATORS, WORD_RE, joined_keys, word_forms
 
@@ -98,26 +98,22 @@ def scan_keys(text: str) -> str:
     return joined_keys(text) if keys is None else keys
 
 
-_SPACES_RE = re.compile(rb"( +)")
-
-
 class RunOffsets:
     """``WordOffsets`` for a text on the fast path: word i is the i-th run of non-space
-    bytes of ``latin1_fold(text)``, found from the lengths of the runs and the spaces
-    between them (in C, no object per word)."""
+    bytes of ``latin1_fold(text)``. Found in C loops, from the pieces between single
+    spaces (an empty piece is a shared object): their ends, and which are not empty."""
 
     def __init__(self, folded: bytes) -> None:
-        pieces = _SPACES_RE.split(folded)  # words and spaces in turn; first/last may be b""
-        self._skip = 2 if pieces[0] == b"" and len(pieces) > 1 else 0
-        self._starts = [0, *accumulate(map(len, pieces))]
-        self._len = ((len(pieces) + 1) // 2 - (pieces[0] == b"")
-                     - (pieces[-1] == b"" and len(pieces) > 1))
+        self._pieces = pieces = folded.split(b" ")
+        self._ends = list(accumulate(map((1).__add__, map(len, pieces))))  # end + 1
+        self._words = list(compress(range(len(pieces)), pieces))  # the non-empty pieces
 
     def __len__(self) -> int:
-        return self._len
+        return len(self._words)
 
     def __getitem__(self, i: int) -> tuple[int, int]:
-        if not 0 <= i < self._len:
+        if not 0 <= i < len(self._words):
             raise IndexError(i)
-        at = self._skip + 2 * i
-        return self._starts[at], self._starts[at + 1]
+        k = self._words[i]
+        end = self._ends[k] - 1
+        return end - len(self._pieces[k]), end
