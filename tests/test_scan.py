@@ -137,13 +137,14 @@ def test_the_bench_corpus_matches_as_with_the_full_path() -> None:
     watchlists = _watchlists(rules(2_000))
     matcher = Matcher.of(watchlists)
     matched = fast_path = 0
-    for item in items(400):
+    for n, item in enumerate(items(400)):
         texts = {"title": item.title, "summary": item.summary, "content": item.content}
         fast = _summary(matcher.match(Document.of(**texts)))
         reference = reference_document(**texts)
         assert fast == _summary(matcher.match(reference)), item
-        assert fast == _summary([m for wl in watchlists
-                                 if (m := wl.match(reference)) is not None]), item
+        if n < 100:  # every rule evaluated, without the prefilter: slow, so on a sample
+            assert fast == _summary([m for wl in watchlists
+                                     if (m := wl.match(reference)) is not None]), item
         matched += bool(fast)
         fast_path += latin1_keys(clean(item.content)) is not None
     assert fast_path == 400  # the bench corpus is Latin-1 with ’: all on the fast path
