@@ -16,7 +16,8 @@ the words of an item, so whatever one side folds away, the other does too.
   trailing possessive (``'s``) removed. A folded key folds to itself.
 - ``joined_keys``, ``cased_sequence`` and ``WordOffsets`` read the same words as
   ``tokenize``, faster, for the matcher: the text is split on white space and each
-  distinct chunk is folded once, through a memo.
+  distinct chunk is folded once, through a memo. (Latin-1 text takes a faster path
+  still, ``monitor/match/scan.py``, checked against these.)
 - ``clitic_forms``: an Arabic word with a joined conjunction or preposition.
 """
 
