@@ -14,7 +14,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor.match import Document, Matcher, WatchlistMatch
@@ -60,6 +60,7 @@ ANY = st.one_of(LATIN, st.text(max_size=60),
                         max_size=40))
 
 
+@settings(max_examples=500)  # cheap, and the paths must agree everywhere
 @given(ANY)
 @example("Haftar’s forces, near al-Sarraj's office")
 @example("x's'y a's's 'tis rock 'n' roll a''b O’Brien’S")
@@ -68,6 +69,7 @@ def test_the_fast_clean_is_the_full_clean(text: str) -> None:
     assert clean(text) == reference_clean(text)
 
 
+@settings(max_examples=500)  # cheap, and the paths must agree everywhere
 @given(ANY)
 @example("Haftar’s forces, near al-Sarraj's office")
 @example("x's'y a's's 'tis rock 'n' roll a''b O’Brien’S s's 's")
@@ -81,6 +83,7 @@ def test_the_fast_scan_is_the_full_scan(text: str) -> None:
     assert scan_keys(cleaned) == joined_keys(cleaned) == expected
 
 
+@settings(max_examples=500)  # cheap, and the paths must agree everywhere
 @given(ANY)
 @example("Haftar’s forces, near al-Sarraj's office")
 @example("  ’tis x's'y  a's's … ")
@@ -94,6 +97,10 @@ def test_the_fast_offsets_are_the_full_offsets(text: str) -> None:
     assert [ft.offsets[i] for i in range(len(tokens))] == [(t.start, t.end) for t in tokens]
     with pytest.raises(IndexError):
         ft.offsets[len(tokens)]
+    built = FieldText.of(text)  # cleans, and keeps the fold when it has one
+    assert built.text == cleaned
+    assert built.scan == ft.scan
+    assert [built.offsets[i] for i in range(len(tokens))] == [(t.start, t.end) for t in tokens]
 
 
 @given(st.text(st.sampled_from([c for c in LATIN1 if c not in "ßµ¼½¾"] + MARKS),

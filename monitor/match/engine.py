@@ -82,7 +82,14 @@ class FieldText:
 
     @classmethod
     def of(cls, text: str) -> FieldText:
-        return cls(clean(text))
+        """From plain text: ``clean`` it. A Latin-1 text without a soft hyphen is clean
+        already, and its fold, which says so, is kept for the scan."""
+        folded = latin1_fold(text)
+        if folded is None or "\u00ad" in text:
+            return cls(clean(text))
+        ft = cls(text)
+        ft.__dict__["_latin1"] = folded
+        return ft
 
     @_lazy
     def _latin1(self) -> bytes | None:
