@@ -8,9 +8,9 @@ alert can say exactly which words fired.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import Any, Generic, TypeVar, overload
 
 from ..text import (
     Token,
@@ -23,6 +23,7 @@ from ..text import (
     tokenize,
 )
 from .query import ActorRef, And, Near, Node, Not, Or, Term
+from .scan import RunOffsets, keys_of_fold, latin1_fold
 
 __all__ = ["DEFAULT_FIELDS", "Document", "FieldText", "Span", "evaluate"]
 
@@ -39,6 +40,32 @@ class Span:
     end: int
 
 
+_T = TypeVar("_T")
+
+
+class _lazy(Generic[_T]):
+    """``functools.cached_property`` without its lock (Python 3.12 dropped it too): the
+    first read computes the value into the instance ``__dict__``, which answers every
+    later read. Each field reads four or five of these once per item, and the lock
+    cost more than some of the values."""
+
+    def __init__(self, func: Callable[[Any], _T]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _lazy[_T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type) -> _T: ...
+    def __get__(self, obj: object, owner: type) -> _T | _lazy[_T]:
+        if obj is None:
+            return self
+        value: _T = self.func(obj)
+        obj.__dict__[self.name] = value
+        return value
+
+
 @dataclass(frozen=True)
 class FieldText:
     """One field's cleaned text, read on demand.
@@ -47,34 +74,50 @@ class FieldText:
     it, and a word or phrase is found in it as the substring ``" w1 w2 "``; the number
     of spaces before it is its word position. So most items are matched without ever
     building a list of their words. Offsets into ``text`` are found only for the words
-    that fired. (``cached_property`` writes the instance ``__dict__`` directly, so it
-    works on a frozen dataclass.)
+    that fired. (``_lazy`` writes the instance ``__dict__`` directly, so it works on a
+    frozen dataclass.)
     """
 
     text: str
 
     @classmethod
     def of(cls, text: str) -> FieldText:
-        return cls(clean(text))
+        """From plain text: ``clean`` it. A Latin-1 text without a soft hyphen is clean
+        already, and its fold, which says so, is kept for the scan."""
+        folded = latin1_fold(text)
+        if folded is None or "\u00ad" in text:
+            return cls(clean(text))
+        ft = cls(text)
+        ft.__dict__["_latin1"] = folded
+        return ft
 
-    @cached_property
+    @_lazy
+    def _latin1(self) -> bytes | None:
+        """The text folded in one piece (match/scan.py), or None for the general path."""
+        return latin1_fold(self.text)
+
+    @_lazy
     def scan(self) -> str:
         """The folded words, separated by single spaces."""
-        return joined_keys(self.text)
+        folded = self._latin1
+        keys = None if folded is None else keys_of_fold(folded)
+        return joined_keys(self.text) if keys is None else keys
 
-    @cached_property
-    def _padded(self) -> str:
+    @_lazy
+    def padded(self) -> str:
+        """``scan`` between two spaces: every word is " key " in it."""
         return f" {self.scan} "
 
-    @cached_property
+    @_lazy
     def cased_seq(self) -> tuple[str, ...]:
         """The cased form of each word, in order (``tokens[i].cased``)."""
         return cased_sequence(self.text)
 
-    @cached_property
-    def offsets(self) -> WordOffsets:
+    @_lazy
+    def offsets(self) -> WordOffsets | RunOffsets:
         """``offsets[i]``: the (start, end) of word i, to report the words that fired."""
-        return WordOffsets(self.text)
+        folded = self._latin1
+        return WordOffsets(self.text) if folded is None else RunOffsets(folded)
 
     @property
     def tokens(self) -> tuple[Token, ...]:
@@ -82,7 +125,7 @@ class FieldText:
         without)."""
         return tuple(tokenize(self.text))
 
-    @cached_property
+    @_lazy
     def _found(self) -> dict[tuple[tuple[str, ...], bool, bool], tuple[int, ...]]:
         return {}
 
@@ -105,7 +148,7 @@ class FieldText:
                    prefix: bool) -> tuple[int, ...]:
         if cased:
             return _cased_positions(self, words)
-        return _substring_positions(self._padded, " " + " ".join(words)
+        return _substring_positions(self.padded, " " + " ".join(words)
                                     + ("" if prefix else " "))
 
 
@@ -123,7 +166,7 @@ def _substring_positions(padded: str, needle: str) -> tuple[int, ...]:
 
 
 def _cased_positions(ft: FieldText, words: tuple[str, ...]) -> tuple[int, ...]:
-    if f" {' '.join(key_of(w) for w in words)} " not in ft._padded:
+    if f" {' '.join(key_of(w) for w in words)} " not in ft.padded:
         return ()
     seq, n = ft.cased_seq, len(words)
     return tuple(i for i in range(len(seq) - n + 1) if seq[i : i + n] == words)

@@ -120,9 +120,9 @@ class Matcher:
         found = set(self.always)
         if self.automaton is None or not doc.fields:
             return found
-        scan = " ".join(ft.scan for ft in doc.fields.values())
-        for _end, ids in self.automaton.iter(f" {scan} "):
-            found.update(ids)
+        for ft in doc.fields.values():  # a literal is one word: it never spans two fields
+            for _end, ids in self.automaton.iter(ft.padded):
+                found.update(ids)
         return found
 
     def match(self, doc: Document) -> list[WatchlistMatch]:
