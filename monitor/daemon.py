@@ -17,7 +17,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -219,7 +219,6 @@ def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True,
             raise StoreError(f"the database schema is {current or 'empty'}, not {head}: "
                              "restart monitor to migrate it")
     store = Store(engine)
-    now = clock()
     worker = worker_id()
     # the database holds feeds and watchlists; the files seed it as diffs (catalog.py)
     catalog = Catalog(store, clock, default_interval=config.settings.fetch.default_interval,
@@ -227,8 +226,9 @@ def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True,
     if seed:
         catalog.seed(config.watchlists, ((f.url, f.title, config.interval(f))
                                          for f in config.feeds))
-    specs = catalog.specs()
-    version = store.publish(WATCHLISTS, [asdict(w) for w in specs], now, worker)
+    # read and published under the catalog's lock: an edit landing meanwhile (console,
+    # CLI) is never overwritten by this read, e.g. by a follower's reload
+    version, specs = catalog.publish_in_force()
     watchlists = [compile_watchlist(spec) for spec in specs]
     return App(config, store, watchlists, channels, clock, worker, version)
 
