@@ -132,6 +132,11 @@ class StateWriter:
                     self.store.record_states, [w for w, _ in batch])
             except StoreError as exc:
                 errors = [exc] * len(batch)
+            except Exception as exc:  # a bug must fail these polls, not leave them waiting
+                log.exception("writing the states of %d polls failed", len(batch))
+                errors = [StoreError(f"cannot save the polls of {len(batch)} feeds: "
+                                     f"internal error ({type(exc).__name__}); see the log")
+                          ] * len(batch)
             for (_, future), error in zip(batch, errors, strict=True):
                 if future.done():  # its poll was cancelled
                     continue
