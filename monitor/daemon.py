@@ -11,6 +11,7 @@ Signals, reloads, sd_notify and the web side live in ``service``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import os
@@ -461,20 +462,35 @@ class Jobs:
         if self.metrics is not None:
             self.metrics.observe_poll(task.result())
 
-    def deliver_push(self, push: Push) -> bool:
-        """Process content a WebSub hub pushed, at once (from any thread: the web
-        server's). False when these jobs are not running."""
+    def deliver_push(self, push: Push, wait: float = 10.0) -> bool:
+        """Process content a WebSub hub pushed, at once (from a thread other than the
+        loop's: the web server's). True once its task runs under these jobs, so ``stop``
+        waits for it; False (the hub sends it again) when these jobs are not running, have
+        stopped before the loop took it, or the loop did not answer within ``wait``."""
         loop = self._loop
         if loop is None or self.scheduler is None or loop.is_closed():
             return False
+        taken: concurrent.futures.Future[bool] = concurrent.futures.Future()
 
         def start() -> None:
+            if not taken.set_running_or_notify_cancel():  # the web thread gave up
+                return
+            if self.scheduler is None:  # stopped meanwhile: not ours to process
+                taken.set_result(False)
+                return
             task = loop.create_task(self.poller.push(push), name=f"push {push.feed_url}")
             self.pushes.add(task)
             task.add_done_callback(self.pushes.discard)
+            taken.set_result(True)
 
-        loop.call_soon_threadsafe(start)
-        return True
+        try:
+            loop.call_soon_threadsafe(start)
+        except RuntimeError:  # the loop closed meanwhile
+            return False
+        try:
+            return taken.result(timeout=wait)
+        except TimeoutError:  # the loop is stuck: refused, unless it took it just now
+            return not taken.cancel() and taken.result()
 
     async def renew_subscriptions(self) -> None:
         """Ask the hubs again for subscriptions whose lease nears its end, or whose

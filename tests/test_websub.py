@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Workspace
@@ -22,7 +23,7 @@ from servers import FeedServer, _Handler, _LocalServer, free_port, rss
 from sqlalchemy import select
 
 from monitor.config import load_config
-from monitor.daemon import build
+from monitor.daemon import Jobs, build
 from monitor.errors import ConfigError
 from monitor.fetch import Fetcher
 from monitor.metrics import Metrics
@@ -288,6 +289,52 @@ def test_a_hub_that_refuses_is_asked_again_later(store: Store) -> None:
     assert row.state == "failed" and "400" in (row.last_error or "")
     assert store.due_subscriptions(NOW + timedelta(minutes=59)) == []
     assert [r.feed_id for r in store.due_subscriptions(NOW + timedelta(hours=1))] == [feed.id]
+
+
+def test_a_push_arriving_as_the_jobs_stop_is_refused_or_processed_never_dropped(
+        workspace: Workspace, feed_server: FeedServer) -> None:
+    """A push the web thread hands over while the jobs stop (a reload, a shutdown) is
+    either refused (503: the hub sends it again) or processed before ``stop`` returns:
+    never accepted (202) and then left to jobs that have stopped."""
+    port = free_port()
+    feed_url = feed_server.serve("/feed.xml", rss(POLLED))
+    workspace.write(feeds=[feed_url], channels=[("desk", "alertfile://alerts.log")], extra=(
+        f'[web]\nlisten = "127.0.0.1:{port}"\n'
+        f'[websub]\nenabled = true\ncallback_base = "http://127.0.0.1:{port}"\n'))
+    app = build(load_config(workspace.config))
+    (feed,) = app.store.feeds()
+    push = Push(feed.id, feed.url, rss(PUSHED).encode(),
+                {"content-type": "application/rss+xml"}, NOW)
+
+    async def scenario() -> tuple[list[bool], int]:
+        loop = asyncio.get_running_loop()
+        queued = threading.Event()
+        real = loop.call_soon_threadsafe
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            handle = real(*args, **kwargs)
+            queued.set()
+            return handle
+
+        async with app.fetcher() as fetcher:
+            jobs = Jobs(app, fetcher)
+            jobs.start()
+            loop.call_soon_threadsafe = spy  # type: ignore[method-assign]
+            taken: list[bool] = []
+            hub = threading.Thread(target=lambda: taken.append(jobs.deliver_push(push)))
+            hub.start()
+            assert queued.wait(30), "the push was never handed to the loop"
+            loop.call_soon_threadsafe = real  # type: ignore[method-assign]
+            await jobs.stop(30)  # the stop begins before the loop takes the push
+            with app.store._session() as s:
+                stored = len(list(s.scalars(select(Item).where(
+                    Item.title == PUSHED["title"]))))
+            await asyncio.to_thread(hub.join, 30)
+            return taken, stored
+
+    taken, stored = asyncio.run(scenario())
+    assert taken == [False] or (taken == [True] and stored == 1), (taken, stored)
+    app.store.engine.dispose()
 
 
 def test_websub_needs_a_callback_base_and_the_web_endpoint(workspace: Workspace) -> None:
