@@ -231,6 +231,8 @@ class Poller:
                 await self.websub.consider(feed.id, advert, now)
             except StoreError as exc:  # the poll is stored; the next one tries again
                 log.error("could not subscribe %s at its WebSub hub: %s", feed.url, exc)
+            except Exception:  # nor may a hub's oddity (or a bug) undo a stored poll
+                log.exception("subscribing %s at its WebSub hub failed", feed.url)
         return report
 
     async def push(self, push: Push) -> PollReport:

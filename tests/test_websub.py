@@ -337,6 +337,33 @@ def test_a_push_arriving_as_the_jobs_stop_is_refused_or_processed_never_dropped(
     app.store.engine.dispose()
 
 
+@pytest.mark.parametrize("hub", ["http://[::1", "http://[zz]/hub", "http://127.0.0.1:99999999/hub"])
+def test_a_feed_advertising_a_malformed_hub_is_polled_all_the_same(
+        hub: str, tmp_path: Path, feed_server: FeedServer) -> None:
+    """The hub a feed advertises is untrusted input: a malformed one is not subscribed
+    to, and the poll (stored) reports as usual instead of raising, which would abort a
+    whole ``run --once`` before its alerts are sent."""
+    engine = create(f"sqlite:///{tmp_path / 'monitor.db'}")
+    migrate(engine)
+    store = Store(engine)
+    extra = f'<atom:link xmlns:atom="http://www.w3.org/2005/Atom" rel="hub" href="{hub}"/>'
+    url = feed_server.serve("/feed.xml", rss(POLLED, extra=extra))
+    store.sync_feeds([(url, None, timedelta(minutes=15))], NOW)
+    (feed,) = store.feeds()
+
+    async def scenario() -> object:
+        async with Fetcher(timeout=5, max_body_bytes=100_000, concurrency=2, user_agent="t",
+                           allow_private_networks=[ip_network("127.0.0.1/32")]) as fetcher:
+            sub = Subscriber(store, fetcher, callback_base="http://127.0.0.1:9",
+                             lease=timedelta(hours=1))
+            return await Poller(store, fetcher, [], {}, websub=sub).poll(feed, NOW)
+
+    report = asyncio.run(scenario())
+    assert report.ok and report.counts.new_items == 1, report  # type: ignore[attr-defined]
+    assert all(s.state != "active" for s in store.subscriptions())
+    engine.dispose()
+
+
 def test_websub_needs_a_callback_base_and_the_web_endpoint(workspace: Workspace) -> None:
     workspace.write(feeds=[], extra="[websub]\nenabled = true\n")
     with pytest.raises(ConfigError) as err:
