@@ -138,7 +138,10 @@ def _lease(value: str | None, requested: timedelta) -> timedelta:
         seconds = int(value or "")
     except ValueError:
         return requested
-    return min(timedelta(seconds=seconds), MAX_LEASE) if seconds > 0 else requested
+    if seconds <= 0:
+        return requested
+    # capped before it becomes a timedelta: a huge number from the hub would overflow
+    return timedelta(seconds=min(seconds, int(MAX_LEASE.total_seconds())))
 
 
 # ---------------------------------------------------------------- the callback endpoint

@@ -415,3 +415,15 @@ def test_the_endpoint_answers_only_what_it_asked_for(store: Store) -> None:
     assert endpoint.handle("PUT", path, "", {}, b"")[0] == 405
     endpoint.enabled = lambda: False  # turned off by a reload
     assert endpoint.handle("POST", path, "", signed, b"x")[0] == 404
+
+
+def test_a_lease_too_long_for_a_timedelta_is_capped_not_a_crash(store: Store) -> None:
+    (feed,) = store.feeds()
+    row = store.request_subscription(feed.id, "http://hub/", "http://t/", NOW, NOW)
+    endpoint = Endpoint(lambda: store, lambda p: True, lambda: NOW, lease=timedelta(days=1),
+                        max_body_bytes=10)
+    query = ("hub.mode=subscribe&hub.topic=http%3A%2F%2Ft%2F&hub.challenge=abc"
+             "&hub.lease_seconds=" + "9" * 20)
+    assert endpoint.handle("GET", f"/websub/{row.token}", query, {}, b"")[::2] == (200, b"abc")
+    (sub,) = store.subscriptions()
+    assert sub.lease_seconds == 365 * 86400
