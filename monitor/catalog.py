@@ -259,7 +259,20 @@ class Catalog:
              feeds: Iterable[tuple[str, str | None, timedelta]]
              ) -> tuple[ImportReport, ImportReport]:
         """Apply the config files as a diff against what they said when last applied
-        (a fresh database takes them whole). Returns the reports (watchlists, feeds)."""
+        (a fresh database takes them whole). Returns the reports (watchlists, feeds).
+
+        Workers started (or reloaded) together each seed: one that read the database
+        before another applied a deletion finds the entry gone (NotFound) and reads
+        again, once; the second diff is then empty or what is still left to apply."""
+        feeds = list(feeds)
+        try:
+            return self._seed(watchlists, feeds)
+        except NotFound:
+            return self._seed(watchlists, feeds)
+
+    def _seed(self, watchlists: Sequence[WatchlistSpec],
+              feeds: Iterable[tuple[str, str | None, timedelta]]
+              ) -> tuple[ImportReport, ImportReport]:
         file_wl = {s.name: definition_of(s) for s in watchlists}
         last = self.store.shared(SEED_WATCHLISTS)
         current = self._current_watchlists()

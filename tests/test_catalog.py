@@ -286,3 +286,29 @@ def test_a_reload_racing_an_edit_never_republishes_older_watchlists(
     assert sorted(w.name for w in follower.watchlists) == in_force
     for app in (first, follower):
         app.store.engine.dispose()
+
+
+def test_two_workers_seeding_the_same_change_at_once_both_succeed(catalog: Catalog) -> None:
+    """Workers restarted (or sent SIGHUP) together after a deploy each apply the files'
+    diff; one that read the database before the other applied a deletion must not fail
+    (a start crashing, a reload refused) on the entry already deleted."""
+    specs = parse_watchlists(WATCHLISTS_YAML, "watchlists.yaml")
+    feeds = [("https://a.example/rss", "A", timedelta(minutes=5))]
+    catalog.seed(specs, feeds)
+    libya_only = tuple(s for s in specs if s.name == "libya")
+    first = Catalog(catalog.store, lambda: NOW, default_interval=timedelta(minutes=10))
+    second = Catalog(catalog.store, lambda: NOW, default_interval=timedelta(minutes=10),
+                     worker="second")
+    read = second.watchlists
+    calls: list[int] = []
+
+    def then_the_first_worker_seeds() -> list[dict[str, object]]:
+        definitions = read()
+        if not calls:  # the first worker applies the same files meanwhile
+            calls.append(1)
+            first.seed(libya_only, [])
+        return definitions  # type: ignore[return-value]
+
+    second.watchlists = then_the_first_worker_seeds  # type: ignore[method-assign]
+    second.seed(libya_only, [])
+    assert [w["name"] for w in catalog.watchlists()] == ["libya"] and catalog.feeds() == []
