@@ -250,7 +250,10 @@ class Endpoint:
         kept = {k: v for k, v in headers.items() if k in ("content-type", "link")}
         if not self.deliver(Push(sub.feed_id, sub.feed_url, body, kept, now)):
             return _text(503, "not ready; try again")
-        store.subscription_pushed(token, now)
+        try:  # taken: the hub must not send it again for want of this record
+            store.subscription_pushed(token, now)
+        except StoreError as exc:
+            log.warning("WebSub: %s", exc)
         return _text(202, "")
 
 

@@ -427,3 +427,28 @@ def test_a_lease_too_long_for_a_timedelta_is_capped_not_a_crash(store: Store) ->
     assert endpoint.handle("GET", f"/websub/{row.token}", query, {}, b"")[::2] == (200, b"abc")
     (sub,) = store.subscriptions()
     assert sub.lease_seconds == 365 * 86400
+
+
+def test_a_push_taken_is_acknowledged_even_if_its_time_cannot_be_recorded(
+        store: Store) -> None:
+    """Once the daemon has taken a push, the hub is told 202 whatever happens to the
+    bookkeeping after (``last_push_at``): an error there would make it push again."""
+    from monitor.errors import StoreError
+
+    (feed,) = store.feeds()
+    row = store.request_subscription(feed.id, "http://hub/", "http://t/", NOW, NOW)
+    store.verify_subscription(row.token, "http://t/", timedelta(days=1), NOW, NOW)
+
+    class Flaky:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def subscription_pushed(self, token: str, now: datetime) -> None:
+            raise StoreError("cannot record a WebSub push: OperationalError")
+
+    taken: list[Push] = []
+    endpoint = Endpoint(lambda: Flaky(), lambda p: taken.append(p) is None,  # type: ignore[arg-type,return-value]
+                        lambda: NOW, lease=timedelta(days=1), max_body_bytes=100)
+    signed = {"X-Hub-Signature": sign(row.secret, b"<rss/>")}
+    assert endpoint.handle("POST", f"/websub/{row.token}", "", signed, b"<rss/>")[0] == 202
+    assert len(taken) == 1
