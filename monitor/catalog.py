@@ -125,18 +125,22 @@ class Catalog:
     def specs(self) -> list[WatchlistSpec]:
         """The watchlists in force, ready to compile. Raises ConfigError naming each
         stored watchlist this version of monitor refuses (and its field)."""
-        specs, problems = [], []
-        for d in self.store.watchlist_definitions():
-            try:
-                specs.append(watchlist_specs({"watchlists": [d]}, "database")[0])
-            except ConfigError as exc:
-                name = d.get("name", "?") if isinstance(d, dict) else "?"
-                problems += [Problem("database", p.field.replace(
-                    "watchlists[0]", f"watchlist {name}", 1), p.message + " (fix it with "
-                    "monitor watchlists import)") for p in exc.problems]
-        if problems:
-            raise ConfigError(problems)
-        return specs
+        return _specs(self.store.watchlist_definitions())
+
+    def publish_in_force(self) -> tuple[int, list[WatchlistSpec]]:
+        """Publish the watchlists in force for the workers (a start or a reload) and
+        return (version, their specs), read and published under the catalog's lock: an
+        edit landing meanwhile is never overwritten by an older read. ConfigError as
+        ``specs``."""
+        specs: list[WatchlistSpec] = []
+
+        def publisher(definitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            specs[:] = _specs(definitions)
+            return [asdict(s) for s in specs]
+
+        version, _ = self.store.publish_in_force(WATCHLISTS, publisher, self.clock(),
+                                                 self.worker)
+        return version, specs
 
     def check_watchlist(self, definition: dict[str, Any]) -> None:
         """Raise ConfigError naming the field (``rules[2]``) and, for a malformed rule,
@@ -255,7 +259,20 @@ class Catalog:
              feeds: Iterable[tuple[str, str | None, timedelta]]
              ) -> tuple[ImportReport, ImportReport]:
         """Apply the config files as a diff against what they said when last applied
-        (a fresh database takes them whole). Returns the reports (watchlists, feeds)."""
+        (a fresh database takes them whole). Returns the reports (watchlists, feeds).
+
+        Workers started (or reloaded) together each seed: one that read the database
+        before another applied a deletion finds the entry gone (NotFound) and reads
+        again, once; the second diff is then empty or what is still left to apply."""
+        feeds = list(feeds)
+        try:
+            return self._seed(watchlists, feeds)
+        except NotFound:
+            return self._seed(watchlists, feeds)
+
+    def _seed(self, watchlists: Sequence[WatchlistSpec],
+              feeds: Iterable[tuple[str, str | None, timedelta]]
+              ) -> tuple[ImportReport, ImportReport]:
         file_wl = {s.name: definition_of(s) for s in watchlists}
         last = self.store.shared(SEED_WATCHLISTS)
         current = self._current_watchlists()
@@ -400,3 +417,20 @@ def _looks_html(body: bytes, headers: dict[str, str]) -> bool:
     ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     head = body.lstrip()[:200].lower()
     return "html" in ctype.lower() or head.startswith((b"<!doctype html", b"<html"))
+
+
+def _specs(definitions: list[dict[str, Any]]) -> list[WatchlistSpec]:
+    """The specs of stored definitions; ConfigError naming each one this version of
+    monitor refuses (and its field)."""
+    specs, problems = [], []
+    for d in definitions:
+        try:
+            specs.append(watchlist_specs({"watchlists": [d]}, "database")[0])
+        except ConfigError as exc:
+            name = d.get("name", "?") if isinstance(d, dict) else "?"
+            problems += [Problem("database", p.field.replace(
+                "watchlists[0]", f"watchlist {name}", 1), p.message + " (fix it with "
+                "monitor watchlists import)") for p in exc.problems]
+    if problems:
+        raise ConfigError(problems)
+    return specs

@@ -11,13 +11,14 @@ Signals, reloads, sd_notify and the web side live in ``service``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import os
 import secrets
 import socket
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -219,7 +220,6 @@ def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True,
             raise StoreError(f"the database schema is {current or 'empty'}, not {head}: "
                              "restart monitor to migrate it")
     store = Store(engine)
-    now = clock()
     worker = worker_id()
     # the database holds feeds and watchlists; the files seed it as diffs (catalog.py)
     catalog = Catalog(store, clock, default_interval=config.settings.fetch.default_interval,
@@ -227,8 +227,9 @@ def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True,
     if seed:
         catalog.seed(config.watchlists, ((f.url, f.title, config.interval(f))
                                          for f in config.feeds))
-    specs = catalog.specs()
-    version = store.publish(WATCHLISTS, [asdict(w) for w in specs], now, worker)
+    # read and published under the catalog's lock: an edit landing meanwhile (console,
+    # CLI) is never overwritten by this read, e.g. by a follower's reload
+    version, specs = catalog.publish_in_force()
     watchlists = [compile_watchlist(spec) for spec in specs]
     return App(config, store, watchlists, channels, clock, worker, version)
 
@@ -461,20 +462,35 @@ class Jobs:
         if self.metrics is not None:
             self.metrics.observe_poll(task.result())
 
-    def deliver_push(self, push: Push) -> bool:
-        """Process content a WebSub hub pushed, at once (from any thread: the web
-        server's). False when these jobs are not running."""
+    def deliver_push(self, push: Push, wait: float = 10.0) -> bool:
+        """Process content a WebSub hub pushed, at once (from a thread other than the
+        loop's: the web server's). True once its task runs under these jobs, so ``stop``
+        waits for it; False (the hub sends it again) when these jobs are not running, have
+        stopped before the loop took it, or the loop did not answer within ``wait``."""
         loop = self._loop
         if loop is None or self.scheduler is None or loop.is_closed():
             return False
+        taken: concurrent.futures.Future[bool] = concurrent.futures.Future()
 
         def start() -> None:
+            if not taken.set_running_or_notify_cancel():  # the web thread gave up
+                return
+            if self.scheduler is None:  # stopped meanwhile: not ours to process
+                taken.set_result(False)
+                return
             task = loop.create_task(self.poller.push(push), name=f"push {push.feed_url}")
             self.pushes.add(task)
             task.add_done_callback(self.pushes.discard)
+            taken.set_result(True)
 
-        loop.call_soon_threadsafe(start)
-        return True
+        try:
+            loop.call_soon_threadsafe(start)
+        except RuntimeError:  # the loop closed meanwhile
+            return False
+        try:
+            return taken.result(timeout=wait)
+        except TimeoutError:  # the loop is stuck: refused, unless it took it just now
+            return not taken.cancel() and taken.result()
 
     async def renew_subscriptions(self) -> None:
         """Ask the hubs again for subscriptions whose lease nears its end, or whose

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from .poll import Poller, PollReport
-from .store import FeedRow, Store
+from .store import FeedRow, PollCounts, Store
 
 __all__ = ["ONCE_FRESH", "poll_every_feed"]
 
@@ -40,6 +40,7 @@ async def poll_every_feed(store: Store, poller: Poller, owner: str,
     reports: list[PollReport] = []
     seen: set[int] = set()
     inflight: set[asyncio.Task[PollReport]] = set()
+    polling: dict[asyncio.Task[PollReport], FeedRow] = {}
     exhausted = False
     while True:
         room = limit - len(inflight)
@@ -52,13 +53,27 @@ async def poll_every_feed(store: Store, poller: Poller, owner: str,
                 exhausted = True
             for feed in fresh:
                 seen.add(feed.id)
-                inflight.add(asyncio.create_task(poller.poll(feed, now),
-                                                 name=f"poll {feed.url}"))
+                task = asyncio.create_task(poller.poll(feed, now), name=f"poll {feed.url}")
+                inflight.add(task)
+                polling[task] = feed
         if not inflight:
             break
         done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
-        reports += [t.result() for t in done]
+        reports += [_report(store, owner, polling.pop(t), t) for t in done]
     return sorted(reports, key=lambda r: r.feed)
+
+
+def _report(store: Store, owner: str, feed: FeedRow, task: asyncio.Task[PollReport]
+            ) -> PollReport:
+    """The poll's report; a poll that raised (a bug) costs its feed this round, not the
+    run: reported failed, and its claim given back."""
+    exc = task.exception()
+    if exc is None:
+        return task.result()
+    log.error("poll of %s crashed", feed.url, exc_info=exc)
+    _give_back(store, owner, [feed])
+    return PollReport(feed.url, False, None,
+                      f"internal error ({type(exc).__name__}); see the log", PollCounts())
 
 
 def _give_back(store: Store, owner: str, feeds: list[FeedRow]) -> None:

@@ -132,6 +132,11 @@ class StateWriter:
                     self.store.record_states, [w for w, _ in batch])
             except StoreError as exc:
                 errors = [exc] * len(batch)
+            except Exception as exc:  # a bug must fail these polls, not leave them waiting
+                log.exception("writing the states of %d polls failed", len(batch))
+                errors = [StoreError(f"cannot save the polls of {len(batch)} feeds: "
+                                     f"internal error ({type(exc).__name__}); see the log")
+                          ] * len(batch)
             for (_, future), error in zip(batch, errors, strict=True):
                 if future.done():  # its poll was cancelled
                     continue
@@ -226,6 +231,8 @@ class Poller:
                 await self.websub.consider(feed.id, advert, now)
             except StoreError as exc:  # the poll is stored; the next one tries again
                 log.error("could not subscribe %s at its WebSub hub: %s", feed.url, exc)
+            except Exception:  # nor may a hub's oddity (or a bug) undo a stored poll
+                log.exception("subscribing %s at its WebSub hub failed", feed.url)
         return report
 
     async def push(self, push: Push) -> PollReport:

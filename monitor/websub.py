@@ -79,17 +79,26 @@ def discover(hub: str | None, self_link: str | None, headers: Mapping[str, str],
              url: str) -> Advert | None:
     """The hub and topic of a feed fetched from ``url``: the ``Link`` header first (as the
     recommendation asks), else the feed's own links; the topic defaults to ``url``.
-    None unless the hub is an http(s) URL."""
+    None unless the hub and topic are well-formed http(s) URLs."""
     links = link_header(next((v for k, v in headers.items() if k.lower() == "link"), ""))
     if "hub" in links:
         hub, self_link = links["hub"], links.get("self", self_link)
     if not hub:
         return None
-    hub, topic = urljoin(url, hub), urljoin(url, self_link) if self_link else url
-    if not all(urlsplit(u).scheme in ("http", "https") and urlsplit(u).hostname
-               for u in (hub, topic)):
+    try:  # the feed's (untrusted) links: a malformed URL or port is no advert
+        hub, topic = urljoin(url, hub), urljoin(url, self_link) if self_link else url
+        if not all(_http_url(u) for u in (hub, topic)):
+            return None
+    except ValueError:
         return None
     return Advert(hub, topic)
+
+
+def _http_url(url: str) -> bool:
+    """An http(s) URL with a host and a valid port; ValueError if malformed."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and (
+        parts.port is None or parts.port > 0)
 
 
 def sign(secret: str, body: bytes, method: str = "sha256") -> str:
@@ -129,7 +138,10 @@ def _lease(value: str | None, requested: timedelta) -> timedelta:
         seconds = int(value or "")
     except ValueError:
         return requested
-    return min(timedelta(seconds=seconds), MAX_LEASE) if seconds > 0 else requested
+    if seconds <= 0:
+        return requested
+    # capped before it becomes a timedelta: a huge number from the hub would overflow
+    return timedelta(seconds=min(seconds, int(MAX_LEASE.total_seconds())))
 
 
 # ---------------------------------------------------------------- the callback endpoint
@@ -238,7 +250,10 @@ class Endpoint:
         kept = {k: v for k, v in headers.items() if k in ("content-type", "link")}
         if not self.deliver(Push(sub.feed_id, sub.feed_url, body, kept, now)):
             return _text(503, "not ready; try again")
-        store.subscription_pushed(token, now)
+        try:  # taken: the hub must not send it again for want of this record
+            store.subscription_pushed(token, now)
+        except StoreError as exc:
+            log.warning("WebSub: %s", exc)
         return _text(202, "")
 
 

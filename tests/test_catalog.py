@@ -8,6 +8,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import Workspace
 from sqlalchemy import Engine
 
 from monitor.catalog import WATCHLISTS, Catalog, definition_of
@@ -252,3 +253,62 @@ def test_a_stored_watchlist_this_version_refuses_is_named(catalog: Catalog) -> N
     [problem] = err.value.problems
     assert (problem.file, problem.field) == ("database", "watchlist old.rules[0]")
     assert "column" in problem.message and "monitor watchlists import" in problem.message
+
+
+def test_a_reload_racing_an_edit_never_republishes_older_watchlists(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's rebuild (a follower's reload, a SIGHUP, a start) publishes the
+    watchlists in force; an edit (the console, the CLI) that lands between its read and
+    its publication must not be overwritten by the older read as a newer version."""
+    from monitor.config import load_config
+    from monitor.daemon import build
+
+    workspace.write(feeds=[], watchlists="watchlists:\n  - name: libya\n    rules: [Libya]\n")
+    first = build(load_config(workspace.config))
+    read = Store.watchlist_definitions
+
+    def then_an_edit_lands(self: Store) -> list[dict[str, object]]:
+        definitions = read(self)
+        monkeypatch.setattr(Store, "watchlist_definitions", read)  # once
+        Catalog(Store(self.engine), lambda: NOW).save_watchlist(
+            {"name": "sudan", "rules": ["Sudan AND RSF"]}, "alice")
+        return definitions
+
+    monkeypatch.setattr(Store, "watchlist_definitions", then_an_edit_lands)
+    follower = build(load_config(workspace.config), migrate_schema=False, seed=False)
+    monkeypatch.setattr(Store, "watchlist_definitions", read)
+    in_force = sorted(d["name"] for d in first.store.watchlist_definitions())
+    found = first.store.shared(WATCHLISTS)
+    assert found is not None
+    version, value = found
+    assert sorted(w["name"] for w in value) == in_force
+    assert follower.watchlists_version == version
+    assert sorted(w.name for w in follower.watchlists) == in_force
+    for app in (first, follower):
+        app.store.engine.dispose()
+
+
+def test_two_workers_seeding_the_same_change_at_once_both_succeed(catalog: Catalog) -> None:
+    """Workers restarted (or sent SIGHUP) together after a deploy each apply the files'
+    diff; one that read the database before the other applied a deletion must not fail
+    (a start crashing, a reload refused) on the entry already deleted."""
+    specs = parse_watchlists(WATCHLISTS_YAML, "watchlists.yaml")
+    feeds = [("https://a.example/rss", "A", timedelta(minutes=5))]
+    catalog.seed(specs, feeds)
+    libya_only = tuple(s for s in specs if s.name == "libya")
+    first = Catalog(catalog.store, lambda: NOW, default_interval=timedelta(minutes=10))
+    second = Catalog(catalog.store, lambda: NOW, default_interval=timedelta(minutes=10),
+                     worker="second")
+    read = second.watchlists
+    calls: list[int] = []
+
+    def then_the_first_worker_seeds() -> list[dict[str, object]]:
+        definitions = read()
+        if not calls:  # the first worker applies the same files meanwhile
+            calls.append(1)
+            first.seed(libya_only, [])
+        return definitions  # type: ignore[return-value]
+
+    second.watchlists = then_the_first_worker_seeds  # type: ignore[method-assign]
+    second.seed(libya_only, [])
+    assert [w["name"] for w in catalog.watchlists()] == ["libya"] and catalog.feeds() == []

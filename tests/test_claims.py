@@ -3,6 +3,7 @@ under leases, outbox claims, once-only jobs, the shared watchlists, the SQLite l
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 from monitor.errors import StoreError
 from monitor.service import create_service
 from monitor.store import (
+    FeedRow,
     FetchState,
     NewItem,
     NewMatch,
@@ -210,3 +212,30 @@ def test_the_one_daemon_of_a_sqlite_file_drops_claims_left_by_a_killed_one(
         service.app.store.engine.dispose()
         if service.lock is not None:
             service.lock.release()
+
+
+def test_run_once_goes_on_when_a_poll_crashes(store: Store) -> None:
+    """``run --once`` polls every feed even when one poll raises (a bug): that feed is
+    reported failed and given back, the others are polled, and the alerts still go out."""
+    from monitor.once import poll_every_feed
+    from monitor.poll import PollReport
+    from monitor.store import PollCounts
+
+    store.sync_feeds([(f"https://f{i}.example/rss", None, timedelta(minutes=5))
+                      for i in range(3)], NOW)
+
+    class Crashing:
+        async def poll(self, feed: FeedRow, now: datetime) -> PollReport:
+            if feed.url == "https://f1.example/rss":
+                raise RuntimeError("a bug")
+            return PollReport(feed.url, True, 304, None, PollCounts())
+
+    reports = asyncio.run(poll_every_feed(store, Crashing(), "me",  # type: ignore[arg-type]
+                                          lambda: NOW, lease=timedelta(minutes=5), limit=2))
+    assert [(r.feed, r.ok) for r in reports] == [
+        ("https://f0.example/rss", True), ("https://f1.example/rss", False),
+        ("https://f2.example/rss", True)]
+    assert "RuntimeError" in (reports[1].error or "")
+    crashed = next(f for f in store.feeds() if f.url == "https://f1.example/rss")
+    assert [f.id for f in store.claim_due_feeds("other", NOW, timedelta(minutes=5), 10)
+            if f.id == crashed.id] == [crashed.id]  # given back, not left under a lease

@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from conftest import Workspace
 from servers import FeedServer, NotifySocket, Receiver, rss
 from sqlalchemy import Engine, create_engine, text
@@ -238,3 +239,23 @@ def test_a_channel_change_reloaded_on_one_worker_reaches_the_other(
     assert "settings changed by another worker (version 1): reloading the files" in followed
     assert TOKEN not in follower.log.read_text() + leader_ws.root.joinpath(
         "leader.log").read_text()
+
+
+def test_a_channel_lock_takes_no_connection_from_the_pool_its_sends_need(
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A channel with an hourly limit is served under an advisory lock held for the whole
+    send: its connection must not be one of the pool's, or with as many such channels
+    busy as the pool has connections, each would wait (on the event loop) for one its
+    own reads and writes need. A pool of one shows it with a single channel."""
+    seed_alerts(pg_store(pg_url), "desk", ["Story 0 in Tripoli"])
+    narrow = create_engine(pg_url, pool_size=1, max_overflow=0, pool_timeout=1)
+    monkeypatch.chdir(tmp_path)
+    desk = load_channel("desk", "alertfile://alerts.log", policy=Policy(max_per_hour=5))
+    try:
+        counts = asyncio.run(Dispatcher(
+            Store(narrow), [desk], retry_after=timedelta(minutes=1),
+            max_retry_after=timedelta(hours=1)).dispatch(NOW))
+        assert counts.sent == 1, counts.errors
+        assert "Story 0 in Tripoli" in (tmp_path / "alerts.log").read_text()
+    finally:
+        narrow.dispose()

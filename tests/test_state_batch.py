@@ -122,3 +122,35 @@ def test_a_feed_taken_over_is_refused_alone(engine: Engine) -> None:
     assert seen == {"a0": NOW - timedelta(hours=3),  # no longer served by a
                     "a1": NOW,                       # a's last response, still served
                     "c0": NOW - timedelta(hours=3)}  # c failed: nothing refreshed
+
+
+class BrokenStore(Store):
+    """A batch of states that fails with something other than a database error (a bug,
+    a driver's own exception)."""
+
+    def record_states(self, writes: Sequence[StateWrite]) -> list[StoreError | None]:
+        raise RuntimeError("a bug")
+
+
+def test_a_batch_failing_unexpectedly_fails_its_polls_instead_of_hanging_them(
+        sqlite_engine: Engine) -> None:
+    """The polls waiting on a batch get their error, whatever failed: none waits forever
+    (a daemon's polls in flight would never end, nor would ``run --once``)."""
+    store = BrokenStore(sqlite_engine)
+    store.sync_feeds([(f"http://feeds.example/{i}", None, timedelta(minutes=15))
+                      for i in range(3)], NOW)
+
+    async def round_() -> list[tuple[bool, str | None]]:
+        transport = httpx.MockTransport(lambda request: httpx.Response(304))
+        async with Fetcher(timeout=5, max_body_bytes=1000, concurrency=3, user_agent="t",
+                           per_host=3, transport=transport) as f:
+            poller = Poller(store, f, [], {})
+            reports = await asyncio.wait_for(asyncio.gather(
+                *(poller.poll(feed, NOW) for feed in store.feeds(counts=False))), 30)
+            again = await asyncio.wait_for(poller.poll(store.feeds()[0], NOW), 30)
+            return [(r.ok, r.error) for r in (*reports, again)]
+
+    results = asyncio.run(round_())
+    assert len(results) == 4
+    assert all(not ok and error and error.startswith("database: ") and "RuntimeError" in error
+               for ok, error in results), results

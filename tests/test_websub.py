@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Workspace
@@ -22,7 +23,7 @@ from servers import FeedServer, _Handler, _LocalServer, free_port, rss
 from sqlalchemy import select
 
 from monitor.config import load_config
-from monitor.daemon import build
+from monitor.daemon import Jobs, build
 from monitor.errors import ConfigError
 from monitor.fetch import Fetcher
 from monitor.metrics import Metrics
@@ -290,6 +291,79 @@ def test_a_hub_that_refuses_is_asked_again_later(store: Store) -> None:
     assert [r.feed_id for r in store.due_subscriptions(NOW + timedelta(hours=1))] == [feed.id]
 
 
+def test_a_push_arriving_as_the_jobs_stop_is_refused_or_processed_never_dropped(
+        workspace: Workspace, feed_server: FeedServer) -> None:
+    """A push the web thread hands over while the jobs stop (a reload, a shutdown) is
+    either refused (503: the hub sends it again) or processed before ``stop`` returns:
+    never accepted (202) and then left to jobs that have stopped."""
+    port = free_port()
+    feed_url = feed_server.serve("/feed.xml", rss(POLLED))
+    workspace.write(feeds=[feed_url], channels=[("desk", "alertfile://alerts.log")], extra=(
+        f'[web]\nlisten = "127.0.0.1:{port}"\n'
+        f'[websub]\nenabled = true\ncallback_base = "http://127.0.0.1:{port}"\n'))
+    app = build(load_config(workspace.config))
+    (feed,) = app.store.feeds()
+    push = Push(feed.id, feed.url, rss(PUSHED).encode(),
+                {"content-type": "application/rss+xml"}, NOW)
+
+    async def scenario() -> tuple[list[bool], int]:
+        loop = asyncio.get_running_loop()
+        queued = threading.Event()
+        real = loop.call_soon_threadsafe
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            handle = real(*args, **kwargs)
+            queued.set()
+            return handle
+
+        async with app.fetcher() as fetcher:
+            jobs = Jobs(app, fetcher)
+            jobs.start()
+            loop.call_soon_threadsafe = spy  # type: ignore[method-assign]
+            taken: list[bool] = []
+            hub = threading.Thread(target=lambda: taken.append(jobs.deliver_push(push)))
+            hub.start()
+            assert queued.wait(30), "the push was never handed to the loop"
+            loop.call_soon_threadsafe = real  # type: ignore[method-assign]
+            await jobs.stop(30)  # the stop begins before the loop takes the push
+            with app.store._session() as s:
+                stored = len(list(s.scalars(select(Item).where(
+                    Item.title == PUSHED["title"]))))
+            await asyncio.to_thread(hub.join, 30)
+            return taken, stored
+
+    taken, stored = asyncio.run(scenario())
+    assert taken == [False] or (taken == [True] and stored == 1), (taken, stored)
+    app.store.engine.dispose()
+
+
+@pytest.mark.parametrize("hub", ["http://[::1", "http://[zz]/hub", "http://127.0.0.1:99999999/hub"])
+def test_a_feed_advertising_a_malformed_hub_is_polled_all_the_same(
+        hub: str, tmp_path: Path, feed_server: FeedServer) -> None:
+    """The hub a feed advertises is untrusted input: a malformed one is not subscribed
+    to, and the poll (stored) reports as usual instead of raising, which would abort a
+    whole ``run --once`` before its alerts are sent."""
+    engine = create(f"sqlite:///{tmp_path / 'monitor.db'}")
+    migrate(engine)
+    store = Store(engine)
+    extra = f'<atom:link xmlns:atom="http://www.w3.org/2005/Atom" rel="hub" href="{hub}"/>'
+    url = feed_server.serve("/feed.xml", rss(POLLED, extra=extra))
+    store.sync_feeds([(url, None, timedelta(minutes=15))], NOW)
+    (feed,) = store.feeds()
+
+    async def scenario() -> object:
+        async with Fetcher(timeout=5, max_body_bytes=100_000, concurrency=2, user_agent="t",
+                           allow_private_networks=[ip_network("127.0.0.1/32")]) as fetcher:
+            sub = Subscriber(store, fetcher, callback_base="http://127.0.0.1:9",
+                             lease=timedelta(hours=1))
+            return await Poller(store, fetcher, [], {}, websub=sub).poll(feed, NOW)
+
+    report = asyncio.run(scenario())
+    assert report.ok and report.counts.new_items == 1, report  # type: ignore[attr-defined]
+    assert all(s.state != "active" for s in store.subscriptions())
+    engine.dispose()
+
+
 def test_websub_needs_a_callback_base_and_the_web_endpoint(workspace: Workspace) -> None:
     workspace.write(feeds=[], extra="[websub]\nenabled = true\n")
     with pytest.raises(ConfigError) as err:
@@ -341,3 +415,40 @@ def test_the_endpoint_answers_only_what_it_asked_for(store: Store) -> None:
     assert endpoint.handle("PUT", path, "", {}, b"")[0] == 405
     endpoint.enabled = lambda: False  # turned off by a reload
     assert endpoint.handle("POST", path, "", signed, b"x")[0] == 404
+
+
+def test_a_lease_too_long_for_a_timedelta_is_capped_not_a_crash(store: Store) -> None:
+    (feed,) = store.feeds()
+    row = store.request_subscription(feed.id, "http://hub/", "http://t/", NOW, NOW)
+    endpoint = Endpoint(lambda: store, lambda p: True, lambda: NOW, lease=timedelta(days=1),
+                        max_body_bytes=10)
+    query = ("hub.mode=subscribe&hub.topic=http%3A%2F%2Ft%2F&hub.challenge=abc"
+             "&hub.lease_seconds=" + "9" * 20)
+    assert endpoint.handle("GET", f"/websub/{row.token}", query, {}, b"")[::2] == (200, b"abc")
+    (sub,) = store.subscriptions()
+    assert sub.lease_seconds == 365 * 86400
+
+
+def test_a_push_taken_is_acknowledged_even_if_its_time_cannot_be_recorded(
+        store: Store) -> None:
+    """Once the daemon has taken a push, the hub is told 202 whatever happens to the
+    bookkeeping after (``last_push_at``): an error there would make it push again."""
+    from monitor.errors import StoreError
+
+    (feed,) = store.feeds()
+    row = store.request_subscription(feed.id, "http://hub/", "http://t/", NOW, NOW)
+    store.verify_subscription(row.token, "http://t/", timedelta(days=1), NOW, NOW)
+
+    class Flaky:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def subscription_pushed(self, token: str, now: datetime) -> None:
+            raise StoreError("cannot record a WebSub push: OperationalError")
+
+    taken: list[Push] = []
+    endpoint = Endpoint(lambda: Flaky(), lambda p: taken.append(p) is None,  # type: ignore[arg-type,return-value]
+                        lambda: NOW, lease=timedelta(days=1), max_body_bytes=100)
+    signed = {"X-Hub-Signature": sign(row.secret, b"<rss/>")}
+    assert endpoint.handle("POST", f"/websub/{row.token}", "", signed, b"<rss/>")[0] == 202
+    assert len(taken) == 1

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -109,6 +109,25 @@ class CatalogStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the edit: {type(exc).__name__}: {exc}") from exc
 
+    def publish_in_force(self, name: str, publisher: Publisher, now: datetime,
+                         by: str) -> tuple[int, Any]:
+        """Share the watchlists in force under ``name`` (``publisher`` makes the value
+        from their definitions, and may raise to refuse them): read and published in
+        one transaction that holds the catalog's lock, and the shared row's (SQLite: the
+        write lock) before reading, so an edit made meanwhile is either in the value or
+        published after it, never overwritten by an older read. Returns (version, value)."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as s, s.begin():
+                cluster.serialize(s, "catalog")
+                s.execute(update(SharedConfig).where(SharedConfig.name == name)
+                          .values(version=SharedConfig.version))
+                value = publisher([w.definition for w in s.scalars(
+                    select(Watchlist).where(Watchlist.deleted_at.is_(None))
+                    .order_by(Watchlist.name))])
+                return _share(s, name, value, now, by), value
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot publish the watchlists: {type(exc).__name__}") from exc
+
     def audit(self, *, limit: int = 100, kind: str | None = None,
               target: str | None = None) -> list[AuditEntry]:
         """The newest ``limit`` audit rows, newest first, of one kind and target if given."""
@@ -138,16 +157,18 @@ class CatalogStore:
             raise StoreError(f"cannot write the audit log: {type(exc).__name__}") from exc
 
 
-def _share(s: Session, name: str, value: Any, now: datetime, by: str) -> None:
+def _share(s: Session, name: str, value: Any, now: datetime, by: str) -> int:
     fingerprint = cluster._fingerprint(value)
     row = s.get(SharedConfig, name, with_for_update=True)
     if row is None:
         s.add(SharedConfig(name=name, version=1, fingerprint=fingerprint, value=value,
                            updated_at=now, updated_by=by))
-    elif row.fingerprint != fingerprint:
+        return 1
+    if row.fingerprint != fingerprint:
         row.version += 1
         row.fingerprint, row.value = fingerprint, value
         row.updated_at, row.updated_by = now, by
+    return row.version
 
 
 Change = tuple[str, dict[str, Any] | None, dict[str, Any] | None]

@@ -15,15 +15,17 @@ import fcntl
 import hashlib
 import json
 import os
+import weakref
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, create_engine, func, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from ..errors import StoreError
 from .models import Feed, SharedConfig
@@ -108,18 +110,32 @@ def lock_key(name: str) -> int:
                           signed=True)
 
 
+_lock_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def _lock_engine(engine: Engine) -> Engine:
+    """The engine the advisory locks of ``once`` are held on: the same database, without
+    a pool. A lock is held for a whole job (a channel's sends), whose own reads and
+    writes need connections from ``engine``'s pool: were the lock's one of them, as many
+    busy jobs as the pool has connections would leave none for their work."""
+    found = _lock_engines.get(engine)
+    if found is None:
+        found = _lock_engines[engine] = create_engine(engine.url, poolclass=NullPool)
+    return found
+
+
 @contextlib.contextmanager
 def once(engine: Engine, name: str) -> Iterator[bool]:
     """Whether this worker may run the job ``name`` now: on PostgreSQL, a session
-    advisory lock tried (never waited for) and held on its own connection for the
-    ``with`` block; released at its end, or by PostgreSQL when the worker dies. Always
-    True on SQLite, where one daemon runs."""
+    advisory lock tried (never waited for) and held on a connection of its own, outside
+    ``engine``'s pool (``_lock_engine``), for the ``with`` block; released at its end, or
+    by PostgreSQL when the worker dies. Always True on SQLite, where one daemon runs."""
     if not is_postgres(engine):
         yield True
         return
     key = lock_key(name)
     try:
-        conn = engine.connect()
+        conn = _lock_engine(engine).connect()
         got = bool(conn.scalar(select(func.pg_try_advisory_lock(key))))
         conn.commit()
     except SQLAlchemyError as exc:

@@ -134,8 +134,11 @@ class SubscriptionStore:
             raise StoreError(f"cannot save a WebSub failure: {exc}") from exc
 
     def subscription_pushed(self, token: str, now: datetime) -> None:
-        with self._session() as s, s.begin():
-            s.execute(update(_Row).where(_Row.token == token).values(last_push_at=now))
+        try:
+            with self._session() as s, s.begin():
+                s.execute(update(_Row).where(_Row.token == token).values(last_push_at=now))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot record a WebSub push: {type(exc).__name__}") from exc
 
 
 def _row(r: _Row, f: Feed) -> SubscriptionRow:
