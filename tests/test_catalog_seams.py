@@ -1,0 +1,44 @@
+"""Where the catalog (feeds and watchlists edited at run time) meets the daemon: what the
+database holds, not what the files said, is what the daemon reports and how it polls."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from conftest import Workspace
+
+from monitor.catalog import Catalog
+from monitor.config import load_config
+from monitor.daemon import Jobs, build
+
+
+def test_the_systemd_status_counts_the_databases_active_feeds(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write(feeds=["http://127.0.0.1:9/a.xml", "http://127.0.0.1:9/b.xml"])
+    app = build(load_config(ws.config))
+    try:
+        catalog = Catalog(app.store, app.clock)
+        catalog.remove_feed("http://127.0.0.1:9/a.xml", "alice")
+        catalog.set_feed_active("http://127.0.0.1:9/b.xml", False, "alice")
+        for name in ("c", "d", "e"):
+            catalog.add_feed(f"http://127.0.0.1:9/{name}.xml", "alice")
+        jobs = Jobs(app, app.fetcher())
+        jobs.count_feeds()
+        assert jobs.status().startswith("3 feeds, ")  # not the file's 2
+    finally:
+        app.store.engine.dispose()
+
+
+def test_a_feed_added_in_the_console_follows_the_adaptive_setting(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write(feeds=[], extra='adaptive = true\nadaptive_floor = "7m"\n'
+                           'adaptive_ceiling = "3h"')
+    app = build(load_config(ws.config))
+    try:
+        Catalog(app.store, app.clock).add_feed("http://127.0.0.1:9/new.xml", "alice")
+        poller = app.poller(app.fetcher())
+        options = poller.options.get("http://127.0.0.1:9/new.xml", poller.default_options)
+        assert options.adaptive == (timedelta(minutes=7), timedelta(hours=3))
+    finally:
+        app.store.engine.dispose()
