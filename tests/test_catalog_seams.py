@@ -42,3 +42,31 @@ def test_a_feed_added_in_the_console_follows_the_adaptive_setting(tmp_path: Path
         assert options.adaptive == (timedelta(minutes=7), timedelta(hours=3))
     finally:
         app.store.engine.dispose()
+
+
+def test_the_channels_page_says_a_star_channel_takes_every_watchlist(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from fastapi.testclient import TestClient
+
+    from monitor.store import Accounts
+    from monitor.web.passwords import hash_password
+    from monitor.web.wiring import console_for
+
+    ws = Workspace(tmp_path)
+    ws.write(feeds=[])
+    with ws.config.open("a") as f:
+        f.write('[[channel]]\nname = "desk"\nurl = "alertfile://all.log"\n'
+                'watchlists = ["*"]\n')
+    app = build(load_config(ws.config))
+    try:
+        Accounts(app.store.engine).add_user("ann", hash_password("ann's password"), "analyst",
+                                            datetime.now(UTC))
+        with TestClient(console_for(lambda: app)) as client:
+            assert client.post("/api/session", json={"name": "ann", "password":
+                                                     "ann's password"}).status_code == 200
+            page = client.get("/channels").text
+            assert "every watchlist" in page
+            assert client.get("/api/channels").json()[0]["watchlists"] == ["*"]
+    finally:
+        app.store.engine.dispose()
