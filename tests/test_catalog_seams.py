@@ -70,3 +70,21 @@ def test_the_channels_page_says_a_star_channel_takes_every_watchlist(tmp_path: P
             assert client.get("/api/channels").json()[0]["watchlists"] == ["*"]
     finally:
         app.store.engine.dispose()
+
+
+def test_a_listing_piped_into_a_reader_that_leaves_early_ends_quietly(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    ws = Workspace(tmp_path)
+    ws.write(feeds=[f"http://127.0.0.1:9/{i}.xml" for i in range(400)])  # > a pipe's 64 KiB
+    assert ws.monitor("migrate").code == 0
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(ws.config),
+                             "feeds", "list", "--json"], cwd=ws.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ))
+    assert proc.stdout is not None
+    proc.stdout.read(10)
+    proc.stdout.close()  # as `| head -c 10` does
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err.decode() and "BrokenPipe" not in err.decode()
