@@ -88,3 +88,41 @@ def test_a_listing_piped_into_a_reader_that_leaves_early_ends_quietly(tmp_path: 
     proc.stdout.close()  # as `| head -c 10` does
     _, err = proc.communicate(timeout=120)
     assert "Traceback" not in err.decode() and "BrokenPipe" not in err.decode()
+
+
+def test_a_feed_back_from_a_pause_or_a_removal_asks_its_websub_hub_again(
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from monitor.store import Store, create, migrate
+
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    engine = create(f"sqlite:///{tmp_path / 'monitor.db'}")
+    migrate(engine)
+    store = Store(engine)
+    try:
+        url = "http://127.0.0.1:9/feed.xml"
+        catalog = Catalog(store, lambda: now)
+        catalog.add_feed(url, "alice")
+        (feed,) = store.feeds()
+        sub = store.request_subscription(feed.id, "http://127.0.0.1:9/hub", url, now,
+                                         now + timedelta(minutes=5))
+        assert store.verify_subscription(sub.token, url, timedelta(days=7), now,
+                                         now + timedelta(days=6))
+        assert store.due_subscriptions(now + timedelta(hours=1)) == []
+        for leave, back in ((lambda: catalog.set_feed_active(url, False, "alice"),
+                             lambda: catalog.set_feed_active(url, True, "alice")),
+                            (lambda: catalog.remove_feed(url, "alice"),
+                             lambda: catalog.add_feed(url, "alice"))):
+            leave()  # meanwhile, pushes are answered 410: the hub drops the subscription
+            assert store.subscription(token=sub.token).feed_active is False  # type: ignore[union-attr]
+            back()
+            assert [s.feed_id for s in store.due_subscriptions(now)] == [feed.id]
+            assert store.verify_subscription(sub.token, url, timedelta(days=7), now,
+                                             now + timedelta(days=6)) is False  # active
+            store.request_subscription(feed.id, "http://127.0.0.1:9/hub", url, now,
+                                       now + timedelta(minutes=5))
+            assert store.verify_subscription(sub.token, url, timedelta(days=7), now,
+                                             now + timedelta(days=6))
+    finally:
+        engine.dispose()
