@@ -517,7 +517,7 @@ class Jobs:
 
     def count_feeds(self) -> None:
         try:
-            self.feeds_active = self.app.store.stats().feeds_active
+            self.feeds_active = self.app.store.active_feeds()
         except StoreError as exc:
             log.warning("could not count the active feeds: %s", exc)
 
