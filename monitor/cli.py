@@ -167,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MonitorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader left early (monitor feeds list | head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return code
 
 

@@ -157,8 +157,11 @@ class App:
         if websub.enabled and websub.callback_base:
             subscriber = Subscriber(self.store, fetcher, callback_base=websub.callback_base,
                                     lease=websub.lease)
+        fetch = self.config.settings.fetch
+        default = FeedOptions(None, (fetch.adaptive_floor, fetch.adaptive_ceiling)
+                              if fetch.adaptive else None)
         return Poller(self.store, fetcher, self.watchlists, self.routes, self.feed_options,
-                      min_rules=self.min_rules,
+                      min_rules=self.min_rules, default_options=default,
                       story_window=self.config.settings.alerts.story_window, parse=parse,
                       owner=owner, websub=subscriber)
 
@@ -355,10 +358,14 @@ class Jobs:
         self.lease = db.lease
         self.polls_done = 0
         self.alerts_sent = 0
+        self.feeds_active: int | None = None
+        """The database's active feeds (the catalog's, not the file's), counted at the
+        start and with each feed-health check."""
         self.scheduler: AsyncIOScheduler | None = None
 
     def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
+        self.count_feeds()
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         tick = self.app.config.settings.fetch.check_every
         every_tick = IntervalTrigger(seconds=tick.total_seconds(), timezone=UTC)
@@ -522,6 +529,13 @@ class Jobs:
         with self.app.store.once("feed-health") as mine:
             if mine:
                 await send_health_notices(self.app)
+        await asyncio.to_thread(self.count_feeds)
+
+    def count_feeds(self) -> None:
+        try:
+            self.feeds_active = self.app.store.active_feeds()
+        except StoreError as exc:
+            log.warning("could not count the active feeds: %s", exc)
 
     async def prune(self) -> None:
         r = self.app.config.settings.retention
@@ -559,7 +573,8 @@ class Jobs:
 
     def status(self) -> str:
         """A one-line summary for systemd's STATUS=."""
-        return (f"{len(self.app.config.feeds)} feeds, {len(self.app.watchlists)} watchlists, "
+        feeds = len(self.app.config.feeds) if self.feeds_active is None else self.feeds_active
+        return (f"{feeds} feeds, {len(self.app.watchlists)} watchlists, "
                 f"{len(self.app.channels)} channels; {self.polls_done} polls, "
                 f"{self.alerts_sent} alerts sent; {len(self.inflight)} polls in flight")
 

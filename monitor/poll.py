@@ -155,7 +155,8 @@ class Poller:
                  story_window: timedelta = timedelta(hours=48),
                  parse: ParseFn = parse_in_thread,
                  owner: str | None = None,
-                 websub: Subscriber | None = None) -> None:
+                 websub: Subscriber | None = None,
+                 default_options: FeedOptions | None = None) -> None:
         self.store = store
         self.owner = owner
         """The worker whose claims this poller's writes must hold (None: no claims)."""
@@ -163,6 +164,8 @@ class Poller:
         self.matcher = Matcher.of(watchlists)
         self.routes = routes
         self.options = options or {}
+        self.default_options = default_options or FeedOptions()
+        """For a feed not in ``options``: one added in the console or by OPML import."""
         self.jitter = jitter
         self.min_rules = dict(min_rules or {})
         self.story_window = story_window
@@ -197,7 +200,7 @@ class Poller:
         )
 
     async def _poll(self, feed: FeedRow, now: datetime) -> PollReport:
-        options = self.options.get(feed.url, FeedOptions())
+        options = self.options.get(feed.url, self.default_options)
         result = await self.fetcher.fetch(feed.location, feed.etag, feed.last_modified,
                                           options.auth)
         if result.error is None and result.not_modified:

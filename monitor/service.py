@@ -98,8 +98,7 @@ class Service:
             self._start_web()
             await self._start_jobs()
             log.info("monitor running: %d feeds, %d watchlists, %d channels",
-                     len(self.app.config.feeds), len(self.app.watchlists),
-                     len(self.app.channels))
+                     self._feed_count(), len(self.app.watchlists), len(self.app.channels))
             self.notifier.ready(self.status())
             if self.notifier.watchdog_interval is not None:
                 watchdog = asyncio.create_task(self._watchdog(self.notifier.watchdog_interval),
@@ -158,9 +157,16 @@ class Service:
         old.store.engine.dispose()
         self.metrics.reloads.labels("applied").inc()
         log.info("configuration reloaded: %d feeds, %d watchlists, %d channels",
-                 len(new.config.feeds), len(new.watchlists), len(new.channels))
+                 self._feed_count(), len(new.watchlists), len(new.channels))
         self.notifier.ready(f"reloaded; {self.status()}")
         return True
+
+    def _feed_count(self) -> int:
+        """The database's active feeds (edited in the console too), else the file's."""
+        jobs = self._jobs
+        if jobs is None or jobs.feeds_active is None:
+            return len(self.app.config.feeds)
+        return jobs.feeds_active
 
     def _share_settings(self, old: App, follow: int | None) -> None:
         new = self.app

@@ -383,6 +383,17 @@ def test_the_openapi_document_lists_every_endpoint(site: Site) -> None:
     assert "MatchOut" in doc["components"]["schemas"]
 
 
+def test_the_openapi_document_says_how_to_sign_in(site: Site) -> None:
+    doc: dict[str, Any] = site.client.get("/api/openapi.json").json()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["session"] == {"type": "apiKey", "in": "cookie", "name": "monitor_session"}
+    assert schemes["csrf"] == {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"}
+    assert "security" not in doc["paths"]["/api/session"]["post"]
+    assert doc["paths"]["/api/feeds"]["get"]["security"] == [{"session": []}]
+    assert doc["paths"]["/api/watchlists/{name}"]["put"]["security"] == [
+        {"session": [], "csrf": []}]
+
+
 # ------------------------------------------------------------ the command line
 
 

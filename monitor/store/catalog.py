@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import NotFound, StoreError
 from . import cluster
-from .models import Audit, Feed, SharedConfig, Watchlist
+from .models import Audit, Feed, SharedConfig, Subscription, Watchlist
 
 __all__ = ["AuditEntry", "CatalogStore", "Edit"]
 
@@ -240,6 +240,7 @@ def _apply_feed(s: Session, rows: Rows, e: Edit, now: datetime) -> Change:
         else:
             if not live:  # back from removal: active, and polled soon
                 row.active, row.removed_at, row.next_check_at = True, None, now
+                _resubscribe(s, row, now)
             elif row.interval_seconds != interval and row.next_check_at is not None:
                 row.next_check_at = min(row.next_check_at,
                                         now + timedelta(seconds=interval))
@@ -254,11 +255,22 @@ def _apply_feed(s: Session, rows: Rows, e: Edit, now: datetime) -> Change:
         row.lease_owner = row.lease_until = None
         return "delete", before, None
     if e.op in ("pause", "resume"):
-        row.active = e.op == "resume"
+        was_active, row.active = row.active, e.op == "resume"
         if row.active and (row.next_check_at is None or row.next_check_at > now):
             row.next_check_at = now
+        if row.active and not was_active:
+            _resubscribe(s, row, now)
         return e.op, before, feed_record(row)
     raise ValueError(f"unknown feed edit {e.op!r}")
+
+
+def _resubscribe(s: Session, row: Feed, now: datetime) -> None:
+    """A feed back from a pause or a removal: its WebSub subscription (if any) is asked
+    again at once, since the pushes it got meanwhile were answered 410, which tells a
+    hub to drop it."""
+    if row.id is not None:
+        s.execute(update(Subscription).where(Subscription.feed_id == row.id)
+                  .values(renew_at=now))
 
 
 def _entry(r: Audit) -> AuditEntry:

@@ -55,6 +55,16 @@ def ping(engine: Engine) -> None:
         raise StoreError(f"cannot reach the database: {type(exc).__name__}") from exc
 
 
+def active_feeds(engine: Engine) -> int:
+    """How many feeds are polled (not paused, not removed)."""
+    try:
+        with Session(engine) as s:
+            return s.scalar(select(func.count()).select_from(Feed)
+                            .where(Feed.active.is_(True))) or 0
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read the database: {type(exc).__name__}") from exc
+
+
 def stats(engine: Engine) -> StoreStats:
     try:
         with Session(engine) as s:

@@ -327,6 +327,9 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
     def stats(self) -> StoreStats:
         return housekeeping.stats(self.engine)
 
+    def active_feeds(self) -> int:
+        return housekeeping.active_feeds(self.engine)
+
     def prune(self, unmatched_before: datetime, matched_before: datetime) -> Pruned:
         return housekeeping.prune(self.engine, unmatched_before, matched_before)
     # ------------------------------------------------------------ stored items

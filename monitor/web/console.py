@@ -198,7 +198,26 @@ def console_app(console: Console) -> FastAPI:
     app.include_router(api.public)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's description, with the sign-in it takes: the session cookie on every
+    route but the sign-in, and the CSRF header on every unsafe one too."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "session": {"type": "apiKey", "in": "cookie", "name": COOKIE},
+            "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"}}
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                if (path, method) == ("/api/session", "post"):
+                    continue
+                operation["security"] = [{"session": [], "csrf": []}
+                                         if method.upper() in UNSAFE else {"session": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 # ------------------------------------------------------------ request helpers
