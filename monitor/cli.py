@@ -26,8 +26,9 @@ from .cli_rules import duration as _duration
 from .config import Config, default_config_path, load_config
 from .daemon import build, run_once, schedule_problems
 from .errors import ConfigError, MonitorError
+from .feed_health import feed_status
 from .service import create_service
-from .store import FeedRow, create, exclusive, migrate
+from .store import create, exclusive, migrate
 
 __all__ = ["main"]
 
@@ -228,11 +229,12 @@ def _fmt_time(t: datetime | None) -> str:
 
 
 def _cmd_feeds_list(config: Config, args: argparse.Namespace) -> int:
-    store = build(config).store
-    rows = store.catalog_feeds()  # paused ones too
+    app = build(config)
+    rows = app.store.catalog_feeds()  # paused ones too
+    now = app.clock()
     if args.json:
         print(json.dumps([{
-            "url": f.url, "title": f.title, "status": _feed_status(f), "items": f.items,
+            "url": f.url, "title": f.title, "status": feed_status(f, now), "items": f.items,
             "last_status": f.last_status, "last_success_at": _iso(f.last_success_at),
             "next_check_at": _iso(f.next_check_at), "last_error": f.last_error,
             "consecutive_failures": f.consecutive_failures, "fetch_url": f.fetch_url,
@@ -242,20 +244,10 @@ def _cmd_feeds_list(config: Config, args: argparse.Namespace) -> int:
         return 0
     table: list[tuple[str, ...]] = [
         ("STATUS", "ITEMS", "LAST SUCCESS", "NEXT CHECK", "FEED", "LAST ERROR")]
-    table += [(_feed_status(f), str(f.items), _fmt_time(f.last_success_at),
+    table += [(feed_status(f, now), str(f.items), _fmt_time(f.last_success_at),
                _fmt_time(f.next_check_at), f.url, f.last_error or "") for f in rows]
     _print_table(table)
     return 0
-
-
-def _feed_status(f: FeedRow) -> str:
-    if not f.active:
-        return "paused"
-    if f.last_checked_at is None:
-        return "new"
-    if f.gone_at is not None:
-        return "gone"
-    return "ok" if f.consecutive_failures == 0 else f"failing×{f.consecutive_failures}"
 
 
 def _cmd_alerts_list(config: Config, args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from .store import FeedRow
 
-__all__ = ["HealthNotice", "health_notices"]
+__all__ = ["HealthNotice", "feed_status", "health_notices"]
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,21 @@ class HealthNotice:
     """True: the feed has been failing too long; False: it has recovered."""
     title: str
     body: str
+
+
+def feed_status(f: FeedRow, now: datetime) -> str:
+    """A feed's health in one word, as `feeds list` and the console show it."""
+    if not f.active:
+        return "paused"
+    if f.last_checked_at is None:
+        return "new"
+    if f.gone_at is not None:
+        return "gone"
+    if f.consecutive_failures:
+        return f"failing ×{f.consecutive_failures}"
+    if f.next_check_at is not None and f.next_check_at < now - 2 * f.interval:
+        return "late"
+    return "ok"
 
 
 def _name(f: FeedRow) -> str:

@@ -8,12 +8,11 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from ..feed_health import feed_status
 from ..match import WatchlistSpec, compile_errors
 from ..match.watchlist import ActorSpec, AliasSpec, slugify
-from ..store import FeedRow
 
 __all__ = [
     "EditorError",
@@ -38,20 +37,6 @@ def segments(text: str, marks: Sequence[Sequence[int]]) -> list[tuple[str, bool]
         last = end
     out.append((text[last:], False))
     return [(t, m) for t, m in out if t]
-
-
-def feed_status(f: FeedRow, now: datetime) -> str:
-    if not f.active:
-        return "paused"
-    if f.last_checked_at is None:
-        return "new"
-    if f.gone_at is not None:
-        return "gone"
-    if f.consecutive_failures:
-        return f"failing ×{f.consecutive_failures}"
-    if f.next_check_at is not None and f.next_check_at < now - 2 * f.interval:
-        return "late"
-    return "ok"
 
 
 def audit_diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
