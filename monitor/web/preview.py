@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..backtest import BacktestHit, backtest
+from ..backtest import BacktestHit, RuleCount, backtest
 from ..errors import QueryError
 from ..match import compile_watchlist
 from ..store import Store, StoredItem
 from .views import spec_of
 
-__all__ = ["MAX_DAYS", "Preview", "PreviewItem", "RuleTally", "preview"]
+__all__ = ["MAX_DAYS", "Preview", "PreviewItem", "preview"]
 
 MAX_DAYS = 90
 
@@ -30,13 +30,6 @@ class PreviewItem:
 
 
 @dataclass(frozen=True)
-class RuleTally:
-    index: int
-    rule: str
-    items: int
-
-
-@dataclass(frozen=True)
 class Preview:
     days: int
     scanned: int
@@ -44,7 +37,7 @@ class Preview:
     """Items the edited watchlist matches."""
     saved_matched: int | None
     """Items the saved watchlist matches (None: a new watchlist)."""
-    rules: tuple[RuleTally, ...]
+    rules: tuple[RuleCount, ...]
     added: tuple[PreviewItem, ...]
     dropped: tuple[PreviewItem, ...]
     added_total: int
@@ -77,5 +70,5 @@ def preview(store: Store, edited: dict[str, Any], saved: dict[str, Any] | None,
     return Preview(
         days=days, scanned=report.scanned, matched=matched,
         saved_matched=None if baseline is None else matched - len(gained) + len(lost),
-        rules=tuple(RuleTally(r.index, r.rule, r.items) for r in report.rules),
+        rules=report.rules,
         added=added, dropped=dropped, added_total=len(gained), dropped_total=len(lost))
