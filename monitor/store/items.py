@@ -1,0 +1,119 @@
+"""Writing a poll's new items, their matches and outbox rows: in bulk.
+
+Most new items match nothing: they are inserted in one statement (``executemany``
+with ``RETURNING``, in parameter order), not as ORM objects flushed one by one. The
+few that match then get their story, their matches and their outbox rows in the order
+the feed served them, exactly as before: a matched item joins the story of an item
+seen within the window, this poll's earlier items included, and a channel already
+alerted on that story gets a ``merged`` row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, cast
+
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.orm import Session
+
+from ..dedup import StoryCandidate, StoryKeys, find_story
+from .models import Item, Match, Outbox, Watchlist
+
+if TYPE_CHECKING:
+    from .repo import NewItem, PollCounts
+
+__all__ = ["write_items"]
+
+_CHUNK = 500
+"""Keys per ``IN (…)``: well under SQLite's and PostgreSQL's parameter limits."""
+_ITEMS = cast(Table, Item.__table__)
+_MATCHES = cast(Table, Match.__table__)
+_OUTBOX = cast(Table, Outbox.__table__)
+
+
+def write_items(s: Session, feed_id: int, items: Sequence[NewItem], seen: Sequence[str],
+                now: datetime, story_window: timedelta, counts: PollCounts) -> None:
+    """The new items of a poll or a push with their matches and outbox rows; and the
+    time the feed last served each key in ``seen``. Items the feed has are skipped."""
+    for i in range(0, len(seen), _CHUNK):
+        s.execute(update(Item)
+                  .where(Item.feed_id == feed_id, Item.key.in_(seen[i : i + _CHUNK]))
+                  .values(last_seen_at=now))
+    if not items:
+        return
+    known: set[str] = set()
+    keys = [i.key for i in items]
+    for i in range(0, len(keys), _CHUNK):
+        known.update(s.scalars(select(Item.key).where(
+            Item.feed_id == feed_id, Item.key.in_(keys[i : i + _CHUNK]))))
+    fresh: list[NewItem] = []
+    for new in items:
+        if new.key not in known:
+            known.add(new.key)
+            fresh.append(new)
+    if not fresh:
+        return
+    rows = [{"feed_id": feed_id, "key": n.key, "guid": n.guid, "link": n.link,
+             "title": n.title, "summary": n.summary, "content": n.content,
+             "author": n.author, "published_at": n.published_at, "fetched_at": now,
+             "last_seen_at": now, "story_id": None, "title_key": n.title_key,
+             "simhash": n.simhash} for n in fresh]
+    ids = list(s.connection().execute(
+        insert(_ITEMS).returning(_ITEMS.c.id, sort_by_parameter_order=True), rows).scalars())
+    counts.new_items += len(fresh)
+    if any(n.matches for n in fresh):
+        _write_matches(s, feed_id, fresh, ids, now, story_window, counts)
+
+
+def _write_matches(s: Session, feed_id: int, fresh: Sequence[NewItem], ids: Sequence[int],
+                   now: datetime, story_window: timedelta, counts: PollCounts) -> None:
+    """Story, matches and outbox rows of the matched items, in the feed's order."""
+    conn = s.connection()
+    watchlist_ids = {n: i for n, i in s.execute(select(Watchlist.name, Watchlist.id))}
+    candidates = _story_candidates(s, now - story_window)
+    for new, item_id in zip(fresh, ids, strict=True):
+        if not new.matches:
+            continue
+        story = find_story(StoryKeys(new.title_key, new.simhash), candidates, now=now,
+                           window=story_window)
+        story_id = item_id if story is None else story
+        conn.execute(update(_ITEMS).where(_ITEMS.c.id == item_id)
+                     .values(story_id=story_id))
+        candidates.append(StoryCandidate(item_id, story_id, feed_id, now,
+                                         new.title_key, new.simhash))
+        match_rows = [{"item_id": item_id, "watchlist_id": watchlist_ids[m.watchlist],
+                       "rules": m.rules, "snippet": m.snippet, "marks": m.marks,
+                       "created_at": now} for m in new.matches]
+        match_ids = list(conn.execute(
+            insert(_MATCHES).returning(_MATCHES.c.id, sort_by_parameter_order=True),
+            match_rows).scalars())
+        for m, match_id in zip(new.matches, match_ids, strict=True):
+            counts.matches += 1
+            counts.watchlists.add(m.watchlist)
+            counts.by_watchlist[m.watchlist] = counts.by_watchlist.get(m.watchlist, 0) + 1
+            for channel in m.channels:  # one at a time: an earlier row may merge this one
+                merged = story is not None and _story_alerted(s, story, channel)
+                conn.execute(insert(_OUTBOX).values(
+                    match_id=match_id, channel=channel,
+                    status="merged" if merged else "pending", attempts=0, errors=[],
+                    next_attempt_at=now, created_at=now))
+                counts.alerts += not merged
+
+
+def _story_candidates(s: Session, since: datetime) -> list[StoryCandidate]:
+    """Matched items fetched since ``since``: the only ones that can share a story with
+    a new alert."""
+    rows = s.execute(select(Item.id, Item.story_id, Item.feed_id, Item.fetched_at,
+                            Item.title_key, Item.simhash)
+                     .where(Item.fetched_at >= since, Item.story_id.is_not(None)))
+    return [StoryCandidate(*r) for r in rows]
+
+
+def _story_alerted(s: Session, story: int, channel: str) -> bool:
+    query = (select(Outbox.id).join(Match, Outbox.match_id == Match.id)
+             .join(Item, Match.item_id == Item.id)
+             .where(Item.story_id == story, Outbox.channel == channel,
+                    Outbox.status != "merged").limit(1))
+    return s.scalar(query) is not None
+
