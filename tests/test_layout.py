@@ -24,7 +24,7 @@ HOMES = {
     "pydantic": {"config.py"},
     "ahocorasick": {"match/matcher.py"},
 }
-PURE = ["text.py", "parse.py", "xmlguard.py", "dedup.py", "opml.py", "match/",
+PURE = ["text.py", "parse.py", "fastfeed.py", "xmlguard.py", "dedup.py", "opml.py", "match/",
         "alerts/render.py", "alerts/policy.py", "backtest.py"]
 IO_MODULES = ("socket", "httpx", "sqlalchemy", "apprise", "subprocess", "requests",
               "urllib.request", "http.client")
