@@ -10,7 +10,7 @@ so ``parse.py`` turns both into entries the same way.
 It answers only for documents it fully understands, and ``None`` for anything else,
 which feedparser then parses as before: any element, namespace or attribute not
 listed below, a DOCTYPE, an encoding other than UTF-8, a content type feedparser would
-warn about, a relative or unusual link, a permalink guid, XHTML content, authors. Its
+warn about, a relative or unusual link, XHTML content, authors. Its
 output is checked equal to feedparser's on the test corpora (tests/test_fastfeed.py).
 ``refuse_entities`` has run before it, as before feedparser; it runs in the same parse
 worker, under the same deadline and memory cap.
@@ -150,9 +150,13 @@ def _rss(root: ET.Element) -> dict[str, Any]:
                 raise _Unusual
             tags.add(child.tag)
             if child.tag == "guid":
-                if child.attrib != {"isPermaLink": "false"} or len(child):
-                    raise _Unusual  # a permalink guid may become the link: feedparser's rules
+                permalink = child.attrib.get("isPermaLink", "true")
+                if set(child.attrib) - {"isPermaLink"} or len(child) or permalink not in (
+                        "true", "false"):
+                    raise _Unusual
                 entry["id"] = (child.text or "").strip()
+                if permalink == "true":  # feedparser: the link, unless <link> gives one
+                    entry["permalink"] = _absolute(entry["id"])
             elif child.tag == "link":
                 entry["link"] = _absolute(_text(child))
             elif child.tag == "description":
@@ -161,6 +165,9 @@ def _rss(root: ET.Element) -> dict[str, Any]:
                 entry["published"] = _text(child).strip()
             else:
                 entry["title"] = _text(child)
+        permalink = entry.pop("permalink", None)
+        if permalink is not None and "link" not in entry:
+            entry["link"] = permalink
         entries.append(entry)
     return {"feed": feed, "entries": entries, "version": "rss20"}
 

@@ -99,6 +99,12 @@ TAKEN = {
         '<content type="html">&lt;p&gt;x&lt;/p&gt;</content></entry>'),
     "atom entry without an id": atom('<entry><title>t</title>'
                                      '<link href="https://e.org/x"/></entry>', base=""),
+    "permalink guids": rss(
+        "<item><title>a</title><guid>https://e.org/g1</guid></item>"
+        "<item><title>b</title><guid isPermaLink=\"true\">https://e.org/g2</guid>"
+        "<link>https://e.org/l2</link></item>"
+        "<item><title>c</title><link>https://e.org/l3</link>"
+        "<guid> https://e.org/g3 </guid></item>"),
     "rdf": RDF.format('<item rdf:about="https://e.org/1"><title>t &amp; u</title>'
                       "<link>https://e.org/1</link><description>&lt;p&gt;d</description>"
                       "</item>").encode(),
@@ -107,7 +113,9 @@ TAKEN = {
 
 # Documents it must leave to feedparser.
 LEFT = {
-    "permalink guid": rss("<item><title>t</title><guid>https://e.org/1</guid></item>"),
+    "permalink guid that is not a URL": rss("<item><title>t</title><guid>g1</guid></item>"),
+    "permalink guid, odd value": rss('<item><title>t</title><guid isPermaLink="yes">'
+                                     "https://e.org/1</guid></item>"),
     "relative rss link": rss("<item><title>t</title><link>/a/1</link></item>"),
     "content:encoded": rss('<item xmlns:content="http://purl.org/rss/1.0/modules/content/">'
                            "<content:encoded>x</content:encoded></item>"),
