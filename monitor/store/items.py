@@ -36,17 +36,19 @@ def write_items(s: Session, feed_id: int, items: Sequence[NewItem], seen: Sequen
                 now: datetime, story_window: timedelta, counts: PollCounts) -> None:
     """The new items of a poll or a push with their matches and outbox rows; and the
     time the feed last served each key in ``seen``. Items the feed has are skipped."""
-    for i in range(0, len(seen), _CHUNK):
-        s.execute(update(Item)
-                  .where(Item.feed_id == feed_id, Item.key.in_(seen[i : i + _CHUNK]))
-                  .values(last_seen_at=now))
+    conn = s.connection()
+    keys = list(dict.fromkeys([*seen, *(i.key for i in items)]))
+    known: set[str] = set()
+    for i in range(0, len(keys), _CHUNK):
+        known.update(conn.execute(select(_ITEMS.c.key).where(
+            _ITEMS.c.feed_id == feed_id, _ITEMS.c.key.in_(keys[i : i + _CHUNK]))).scalars())
+    served = [k for k in dict.fromkeys(seen) if k in known]  # new items are inserted as seen
+    for i in range(0, len(served), _CHUNK):
+        conn.execute(update(_ITEMS)
+                     .where(_ITEMS.c.feed_id == feed_id, _ITEMS.c.key.in_(served[i : i + _CHUNK]))
+                     .values(last_seen_at=now))
     if not items:
         return
-    known: set[str] = set()
-    keys = [i.key for i in items]
-    for i in range(0, len(keys), _CHUNK):
-        known.update(s.scalars(select(Item.key).where(
-            Item.feed_id == feed_id, Item.key.in_(keys[i : i + _CHUNK]))))
     fresh: list[NewItem] = []
     for new in items:
         if new.key not in known:
@@ -59,7 +61,7 @@ def write_items(s: Session, feed_id: int, items: Sequence[NewItem], seen: Sequen
              "author": n.author, "published_at": n.published_at, "fetched_at": now,
              "last_seen_at": now, "story_id": None, "title_key": n.title_key,
              "simhash": n.simhash} for n in fresh]
-    ids = list(s.connection().execute(
+    ids = list(conn.execute(
         insert(_ITEMS).returning(_ITEMS.c.id, sort_by_parameter_order=True), rows).scalars())
     counts.new_items += len(fresh)
     if any(n.matches for n in fresh):
