@@ -201,3 +201,21 @@ def test_a_large_poll_is_stored_in_bulk_with_stories_merged_in_feed_order(
     stored = {i.title: i.id for i in store.items()}
     assert len(stored) == 600 and rows[0].story_id == stored["title k100"]
     assert stored["title k0"] < stored["title k100"] < stored["title k599"]
+
+
+def test_stories_join_across_polls_and_feeds_within_the_window(store: Store) -> None:
+    """The matched items a new one is compared with are kept between polls (SQLite):
+    a later poll of another feed still joins the story; past the window, a new one."""
+    store.sync_feeds([("https://example.org/rss", "Example", timedelta(minutes=5)),
+                      ("https://other.example/rss", "Other", timedelta(minutes=5))], NOW)
+    a, b = store.feeds()
+    same = {"title_key": "s" * 64}
+    store.record_poll(a.id, ok(), [dataclasses.replace(item("a1", "email"), **same)])
+    store.record_poll(b.id, ok(), [dataclasses.replace(item("b1", "email"), **same)])
+    first, second = sorted(store.alerts(["pending", "merged"]), key=lambda x: x.id)
+    assert (first.status, second.status) == ("pending", "merged")
+    assert first.story_id == second.story_id
+    later = dataclasses.replace(ok(), checked_at=NOW + timedelta(hours=49))  # past 48 h
+    store.record_poll(a.id, later, [dataclasses.replace(item("a2", "email"), **same)])
+    third = max(store.alerts(["pending", "merged"]), key=lambda x: x.id)
+    assert third.status == "pending" and third.story_id not in (first.story_id, None)

@@ -10,9 +10,11 @@ alerted on that story gets a ``merged`` row.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
@@ -105,11 +107,46 @@ def _write_matches(s: Session, feed_id: int, fresh: Sequence[NewItem], ids: Sequ
 
 def _story_candidates(s: Session, since: datetime) -> list[StoryCandidate]:
     """Matched items fetched since ``since``: the only ones that can share a story with
-    a new alert."""
+    a new alert. On SQLite (one writer, ids in commit order) they are kept between
+    polls and only the rows added since are read: re-reading every matched item of
+    the window for every poll made a cold cycle quadratic in its feeds."""
+    engine = s.get_bind()
+    if engine.dialect.name != "sqlite":
+        return _read_candidates(s, since)
+    with _CACHE_LOCK:
+        cache = _CACHES.setdefault(engine, _Candidates())
+        margin = since - _MARGIN  # polls' clocks differ a little; find_story filters
+        fresh = _read_candidates(s, margin, after=cache.after)
+        if fresh:
+            cache.after = max(c.item_id for c in fresh)
+        cache.rows = [c for c in cache.rows if c.fetched_at >= margin] + fresh
+        return list(cache.rows)
+
+
+def _read_candidates(s: Session, since: datetime, after: int = 0) -> list[StoryCandidate]:
     rows = s.execute(select(Item.id, Item.story_id, Item.feed_id, Item.fetched_at,
                             Item.title_key, Item.simhash)
-                     .where(Item.fetched_at >= since, Item.story_id.is_not(None)))
+                     .where(Item.fetched_at >= since, Item.story_id.is_not(None),
+                            Item.id > after))
     return [StoryCandidate(*r) for r in rows]
+
+
+class _Candidates:
+    def __init__(self) -> None:
+        self.rows: list[StoryCandidate] = []
+        self.after = 0
+        """The highest item id read."""
+
+
+_CACHES: weakref.WeakKeyDictionary[Any, _Candidates] = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+_MARGIN = timedelta(hours=1)
+
+
+def forget_stories(engine: Any) -> None:
+    """Drop the kept candidates (items were deleted: prune)."""
+    with _CACHE_LOCK:
+        _CACHES.pop(engine, None)
 
 
 def _story_alerted(s: Session, story: int, channel: str) -> bool:

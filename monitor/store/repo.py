@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import StoreError
 from . import cluster, housekeeping
 from .housekeeping import Pruned, StoreStats
-from .items import write_items
+from .items import forget_stories, write_items
 from .models import Feed, Item, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
 from .states import FetchState, StateWrite, apply_state, record_states
@@ -312,7 +312,10 @@ class Store(OutboxStore, SubscriptionStore):
         return housekeeping.stats(self.engine)
 
     def prune(self, unmatched_before: datetime, matched_before: datetime) -> Pruned:
-        return housekeeping.prune(self.engine, unmatched_before, matched_before)
+        try:
+            return housekeeping.prune(self.engine, unmatched_before, matched_before)
+        finally:
+            forget_stories(self.engine)
     # ------------------------------------------------------------ stored items
 
     def count_items(self, since: datetime | None = None) -> int:
