@@ -7,16 +7,20 @@ contents, authors, dates, the feed's title, link, ttl, hub and self link, the wa
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from corpus import load_cases
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.errors import FeedError
 from monitor.fastfeed import fast_parse
 from monitor.parse import ParsedFeed, parse_feed
+from monitor.text import html_to_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.corpus import feed_body  # the bench's seeded corpus
@@ -185,3 +189,11 @@ def test_entities_are_refused_before_either_reader_sees_them() -> None:
     with pytest.raises(FeedError, match="declares XML entities"):
         parse_feed(body, XML)
     assert fast_parse(body, XML) is None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=" \t\r\f\v\u00a0\n\u2028\u3000\x1cab", max_size=20))
+def test_blank_runs_collapse_as_the_plain_definition_says(text: str) -> None:
+    """html_to_text skips lone spaces and texts without line breaks: same result."""
+    plain = re.sub(r"\s*\n\s*", "\n", re.sub(r"[ \t\r\f\v\u00a0]+", " ", text)).strip()
+    assert html_to_text(text) == plain
