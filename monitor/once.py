@@ -34,7 +34,11 @@ async def poll_every_feed(store: Store, poller: Poller, owner: str,
                           limit: int) -> list[PollReport]:
     """Claim feeds not checked since the round began, ``limit`` in flight at most, and
     poll each (``poller`` must write as ``owner``); when no feed is left to claim,
-    wait for the polls in flight. Returns the reports by feed URL."""
+    wait for the polls in flight. Returns the reports by feed URL.
+
+    Feeds are claimed a quarter of ``limit`` at a time at least, not one per finished
+    poll: a claim is a transaction (and on SQLite, a scan of the feeds), made from the
+    event loop; claiming per poll cost a 304 round more than its polls."""
     start = clock()
     since = start - ONCE_FRESH if store.several_workers else start
     reports: list[PollReport] = []
@@ -44,7 +48,7 @@ async def poll_every_feed(store: Store, poller: Poller, owner: str,
     exhausted = False
     while True:
         room = limit - len(inflight)
-        if not exhausted and room > 0:
+        if not exhausted and (room >= max(1, limit // 4) or not inflight):
             now = clock()
             claimed = store.claim_due_feeds(owner, now, lease, room, unchecked_since=since)
             fresh = [f for f in claimed if f.id not in seen]

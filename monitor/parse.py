@@ -12,7 +12,7 @@ import calendar
 import io
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -20,8 +20,10 @@ from typing import Any
 from urllib.parse import urljoin
 
 import feedparser
+from feedparser.datetimes import _parse_date
 
 from .errors import FeedError
+from .fastfeed import fast_parse
 from .text import html_to_text
 from .xmlguard import refuse_entities
 
@@ -63,17 +65,28 @@ class ParsedFeed:
 
 
 def parse_feed(body: bytes, headers: Mapping[str, str] | None = None,
-               url: str | None = None, *, max_entries: int = MAX_ENTRIES) -> ParsedFeed:
+               url: str | None = None, *, max_entries: int = MAX_ENTRIES,
+               fast: bool = True) -> ParsedFeed:
     """Parse RSS, Atom, RDF or JSON Feed bytes. Raises FeedError if nothing feed-like is
     found; for an HTML page, the error names the feeds the page advertises (``url``
     resolves their relative links). Only the first ``max_entries`` entries are kept
-    (feeds list the newest first); the warning says how many were left."""
+    (feeds list the newest first); the warning says how many were left.
+
+    A plain, well-formed feed is read by ``fastfeed`` (the same result, several times
+    faster); anything else, or everything with ``fast=False``, by feedparser."""
     content_type = next((v for k, v in (headers or {}).items()
                          if k.lower() == "content-type"), "")
     if "json" in content_type.lower() or body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
         return _capped(parse_json_feed(body), max_entries)
     refuse_entities(body)
     body = _BAD_CHARREF_RE.sub(_replace_charref, body)
+    quick = fast_parse(body, headers or {}) if fast else None
+    if quick is not None:
+        for e in quick["entries"]:
+            for field in ("published", "updated"):
+                if field in e:
+                    e[f"{field}_parsed"] = _parse_date(e[field])
+        return _result(quick["feed"], quick["entries"], None, max_entries)
     response_headers = {k.lower(): v for k, v in (headers or {}).items()
                         if k.lower() in ("content-type", "content-location", "content-language")}
     try:
@@ -91,8 +104,12 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None,
             hint = f"; it advertises {', '.join(found)} (use that URL)" if found else ""
             raise FeedError(f"not a feed: the URL returned an HTML page{hint}")
         raise FeedError(f"not a feed{reason}" if body.strip() else "not a feed: empty body")
-    entries = tuple(_entry(e) for e in result.entries[:max_entries + 1])
-    feed = result.feed
+    return _result(result.feed, result.entries, bozo, max_entries)
+
+
+def _result(feed: Any, raw_entries: Sequence[Any], bozo: Any, max_entries: int) -> ParsedFeed:
+    """A ParsedFeed of feedparser's ``feed`` and ``entries`` (or fastfeed's, alike)."""
+    entries = tuple(_entry(e) for e in raw_entries[:max_entries + 1])
     return _capped(ParsedFeed(
         title=_plain(feed.get("title", ""), 1000),
         link=_str(feed.get("link")),
@@ -101,7 +118,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None,
         ttl=_ttl(feed.get("ttl")),
         hub=_link(feed, "hub"),
         self_link=_link(feed, "self"),
-    ), max_entries, len(result.entries))
+    ), max_entries, len(raw_entries))
 
 
 def _link(feed: Any, rel: str) -> str | None:

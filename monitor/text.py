@@ -134,7 +134,9 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
-_SPACES_RE = re.compile(r"[ \t\r\f\v\u00a0]+")
+# Runs of blanks other than a lone space (which stays as it is): matching every single
+# space made the substitution the costliest step of reading a feed.
+_SPACES_RE = re.compile(r" [ \t\r\f\v\u00a0]+|[\t\r\f\v\u00a0][ \t\r\f\v\u00a0]*")
 _LINES_RE = re.compile(r"\s*\n\s*")
 
 
@@ -148,7 +150,7 @@ def html_to_text(markup: str) -> str:
         parser.close()
         text = "".join(parser.parts)
     text = _SPACES_RE.sub(" ", text)
-    return _LINES_RE.sub("\n", text).strip()
+    return (_LINES_RE.sub("\n", text) if "\n" in text else text).strip()
 
 
 # ``str.translate`` with a dict walks a non-ASCII text character by character in Python

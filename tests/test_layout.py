@@ -29,7 +29,7 @@ HOMES = {
     "argon2": {"web/passwords.py"},
     "playwright": set(),  # the browser test only
 }
-PURE = ["text.py", "parse.py", "xmlguard.py", "dedup.py", "opml.py", "match/",
+PURE = ["text.py", "parse.py", "fastfeed.py", "xmlguard.py", "dedup.py", "opml.py", "match/",
         "alerts/render.py", "alerts/policy.py", "backtest.py", "web/views.py"]
 IO_MODULES = ("socket", "httpx", "sqlalchemy", "apprise", "subprocess", "requests",
               "urllib.request", "http.client")

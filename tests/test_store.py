@@ -175,3 +175,47 @@ def test_feeds_without_counts_skip_reading_the_items(store: Store) -> None:
     (plain,) = store.feeds(counts=False)
     assert counted.items == 1 and plain.items == 0
     assert plain == dataclasses.replace(counted, items=0)
+
+
+def test_a_large_poll_is_stored_in_bulk_with_stories_merged_in_feed_order(
+        store: Store) -> None:
+    """600 new items in one poll (more than one batch of keys): the unmatched ones are
+    inserted together, the matched ones keep the feed's order for their stories, so the
+    later copy of a story merges into the earlier one's alert, within the same poll."""
+    (feed,) = store.feeds()
+    items = [item(f"k{n}") for n in range(600)]
+    first = dataclasses.replace(item("k100", "email"), title_key="t" * 64)
+    later = dataclasses.replace(item("k400", "email", "log"), title_key="t" * 64)
+    items[100], items[400] = first, later
+    items.append(item("k5"))  # served twice in one response: stored once
+    counts = store.record_poll(feed.id, ok(), items, [i.key for i in items])
+    assert (counts.new_items, counts.matches, counts.alerts) == (600, 2, 2)
+    assert store.known_keys(feed.id, [f"k{n}" for n in range(601)]) == {
+        f"k{n}" for n in range(600)}
+    rows = store.alerts(["pending", "merged"])
+    by = {(a.title, a.channel): a for a in rows}
+    assert {k: a.status for k, a in by.items()} == {
+        ("title k100", "email"): "pending", ("title k400", "email"): "merged",
+        ("title k400", "log"): "pending"}
+    assert len({a.story_id for a in rows}) == 1
+    stored = {i.title: i.id for i in store.items()}
+    assert len(stored) == 600 and rows[0].story_id == stored["title k100"]
+    assert stored["title k0"] < stored["title k100"] < stored["title k599"]
+
+
+def test_stories_join_across_polls_and_feeds_within_the_window(store: Store) -> None:
+    """The matched items a new one is compared with are kept between polls (SQLite):
+    a later poll of another feed still joins the story; past the window, a new one."""
+    store.sync_feeds([("https://example.org/rss", "Example", timedelta(minutes=5)),
+                      ("https://other.example/rss", "Other", timedelta(minutes=5))], NOW)
+    a, b = store.feeds()
+    same = {"title_key": "s" * 64}
+    store.record_poll(a.id, ok(), [dataclasses.replace(item("a1", "email"), **same)])
+    store.record_poll(b.id, ok(), [dataclasses.replace(item("b1", "email"), **same)])
+    first, second = sorted(store.alerts(["pending", "merged"]), key=lambda x: x.id)
+    assert (first.status, second.status) == ("pending", "merged")
+    assert first.story_id == second.story_id
+    later = dataclasses.replace(ok(), checked_at=NOW + timedelta(hours=49))  # past 48 h
+    store.record_poll(a.id, later, [dataclasses.replace(item("a2", "email"), **same)])
+    third = max(store.alerts(["pending", "merged"]), key=lambda x: x.id)
+    assert third.status == "pending" and third.story_id not in (first.story_id, None)

@@ -15,14 +15,13 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from ..dedup import StoryCandidate, StoryKeys, find_story
 from ..errors import StoreError
 from . import cluster, housekeeping
 from .catalog import AuditEntry, CatalogStore, Edit
 from .housekeeping import Pruned, StoreStats
-from .models import Feed, Item, Match, Outbox, Watchlist
+from .items import forget_stories, write_items
+from .models import Feed, Item, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
 from .states import FetchState, StateWrite, apply_state, record_states
 from .subscriptions import SubscriptionRow, SubscriptionStore
@@ -276,7 +275,7 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
                     s.execute(update(Item)
                               .where(Item.feed_id == feed_id, Item.last_seen_at == last)
                               .values(last_seen_at=state.checked_at))
-                _write_items(s, feed_id, items, seen, state.checked_at, story_window, counts)
+                write_items(s, feed_id, items, seen, state.checked_at, story_window, counts)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the poll of feed {feed_id}: {exc}") from exc
         return counts
@@ -307,7 +306,7 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
             with self._session() as s, s.begin():
                 if s.get(Feed, feed_id, with_for_update=True) is None:
                     raise StoreError(f"feed {feed_id} no longer exists")
-                _write_items(s, feed_id, items, seen, now, story_window, counts)
+                write_items(s, feed_id, items, seen, now, story_window, counts)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the content pushed for feed {feed_id}: "
                              f"{exc}") from exc
@@ -331,7 +330,10 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
         return housekeeping.active_feeds(self.engine)
 
     def prune(self, unmatched_before: datetime, matched_before: datetime) -> Pruned:
-        return housekeeping.prune(self.engine, unmatched_before, matched_before)
+        try:
+            return housekeeping.prune(self.engine, unmatched_before, matched_before)
+        finally:
+            forget_stories(self.engine)
     # ------------------------------------------------------------ stored items
 
     def count_items(self, since: datetime | None = None) -> int:
@@ -379,73 +381,6 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
         return cluster.shared(self.engine, name)
 
     # ------------------------------------------------------------ outbox
-
-
-def _write_items(s: Session, feed_id: int, items: Sequence[NewItem], seen: Sequence[str],
-                 now: datetime, story_window: timedelta, counts: PollCounts) -> None:
-    """The new items of a poll or a push with their matches and outbox rows; and the
-    time the feed last served each key in ``seen``."""
-    for i in range(0, len(seen), 500):
-        s.execute(update(Item)
-                  .where(Item.feed_id == feed_id, Item.key.in_(seen[i : i + 500]))
-                  .values(last_seen_at=now))
-    if not items:
-        return
-    known = set(s.scalars(select(Item.key).where(
-        Item.feed_id == feed_id, Item.key.in_([i.key for i in items]))))
-    watchlist_ids = {n: i for n, i in s.execute(select(Watchlist.name, Watchlist.id))}
-    candidates: list[StoryCandidate] | None = None
-    for new in items:
-        if new.key in known:
-            continue
-        known.add(new.key)
-        item = Item(feed_id=feed_id, key=new.key, guid=new.guid, link=new.link,
-                    title=new.title, summary=new.summary, content=new.content,
-                    author=new.author, published_at=new.published_at, fetched_at=now,
-                    last_seen_at=now, title_key=new.title_key, simhash=new.simhash)
-        s.add(item)
-        counts.new_items += 1
-        if not new.matches:
-            continue
-        s.flush()
-        if candidates is None:
-            candidates = _story_candidates(s, now - story_window)
-        story = find_story(StoryKeys(new.title_key, new.simhash), candidates, now=now,
-                           window=story_window)
-        item.story_id = item.id if story is None else story
-        candidates.append(StoryCandidate(item.id, item.story_id, feed_id, now,
-                                         new.title_key, new.simhash))
-        for m in new.matches:
-            match = Match(item_id=item.id, watchlist_id=watchlist_ids[m.watchlist],
-                          rules=m.rules, snippet=m.snippet, marks=m.marks, created_at=now)
-            s.add(match)
-            s.flush()
-            counts.matches += 1
-            counts.watchlists.add(m.watchlist)
-            counts.by_watchlist[m.watchlist] = counts.by_watchlist.get(m.watchlist, 0) + 1
-            for channel in m.channels:
-                merged = story is not None and _story_alerted(s, story, channel)
-                s.add(Outbox(match_id=match.id, channel=channel,
-                             status="merged" if merged else "pending",
-                             attempts=0, errors=[], next_attempt_at=now, created_at=now))
-                counts.alerts += not merged
-
-
-def _story_candidates(s: Session, since: datetime) -> list[StoryCandidate]:
-    """Matched items fetched since ``since``: the only ones that can share a story with
-    a new alert."""
-    rows = s.execute(select(Item.id, Item.story_id, Item.feed_id, Item.fetched_at,
-                            Item.title_key, Item.simhash)
-                     .where(Item.fetched_at >= since, Item.story_id.is_not(None)))
-    return [StoryCandidate(*r) for r in rows]
-
-
-def _story_alerted(s: Session, story: int, channel: str) -> bool:
-    query = (select(Outbox.id).join(Match, Outbox.match_id == Match.id)
-             .join(Item, Match.item_id == Item.id)
-             .where(Item.story_id == story, Outbox.channel == channel,
-                    Outbox.status != "merged").limit(1))
-    return s.scalar(query) is not None
 
 
 def _stored_item(i: Item, f: Feed) -> StoredItem:
