@@ -194,7 +194,11 @@ class Receiver(_LocalServer):
 
         class Handler(_Handler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-body: nothing arrived
+                    self.close_connection = True
+                    return
                 with server.changed:
                     server.posts.append((self.path, body))
                     server.changed.notify_all()
