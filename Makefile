@@ -30,32 +30,29 @@ test: $(VENV)/.installed-dev systemd-analyze chromium
 	$(BIN)/ruff check monitor tests bench
 	$(BIN)/mypy
 
-# tests/test_deploy.py checks deploy/monitor.service with systemd-analyze (Debian's
-# systemd package). Installed with apt-get when absent and possible (root, apt, network);
-# otherwise those tests are skipped with the reason.
-systemd-analyze:
-	@command -v systemd-analyze >/dev/null 2>&1 || { \
+# $(call apt_install,CHECK,PACKAGE,TESTS): when the shell test CHECK fails, install
+# Debian's PACKAGE with apt-get where possible (root, apt, network); otherwise TESTS are
+# skipped with the reason.
+define apt_install
+	@$(1) || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's systemd for systemd-analyze"; \
+	    echo "installing Debian's $(2) for $(3)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends systemd >/dev/null \
-	      || echo "warning: could not install systemd; the unit-file tests will be skipped"; \
+	      --no-install-recommends $(2) >/dev/null \
+	      || echo "warning: could not install $(2); $(3) will be skipped"; \
 	  else \
-	    echo "warning: systemd-analyze is missing; the unit-file tests will be skipped"; \
+	    echo "warning: $(2) is missing and cannot be installed here; $(3) will be skipped"; \
 	  fi; }
+endef
+
+# tests/test_deploy.py checks deploy/monitor.service with systemd-analyze (Debian's
+# systemd package).
+systemd-analyze:
+	$(call apt_install,command -v systemd-analyze >/dev/null 2>&1,systemd,the unit-file tests)
 
 # tests/test_browser.py drives Debian's Chromium through Playwright (no browser download).
-# Installed with apt-get when absent and possible; otherwise those tests are skipped.
 chromium:
-	@test -x /usr/bin/chromium || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's chromium for the browser tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends chromium >/dev/null \
-	      || echo "warning: could not install chromium; the browser tests will be skipped"; \
-	  else \
-	    echo "warning: /usr/bin/chromium is missing; the browser tests will be skipped"; \
-	  fi; }
+	$(call apt_install,test -x /usr/bin/chromium,chromium,the browser tests)
 
 ## bench-match: items/s of the matcher at 10, 1,000 and 10,000 rules (docs/performance.md)
 bench-match: $(VENV)/.installed-dev
