@@ -22,7 +22,7 @@ HOMES = {
     "prometheus_client": {"metrics.py"},
     "yaml": {"config.py"},
     "pydantic": {"config.py"},
-    "ahocorasick": {"match/matcher.py"},
+    "ahocorasick_rs": {"match/matcher.py"},
     "fastapi": {"web/"},
     "starlette": {"web/"},
     "uvicorn": {"web/serve.py"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 
@@ -111,6 +112,17 @@ def test_only_rules_whose_words_occur_are_candidates() -> None:
     assert [r.index for r in m.rules] == [500]
 
 
+def test_the_prefilter_reads_latin1_and_other_text_alike() -> None:
+    """A Latin-1 field is scanned as Latin-1 bytes, any other as UTF-8: a literal is
+    found either way, whatever its letters (``ø`` folds to itself)."""
+    wl = compile_watchlist(WatchlistSpec("w", ("Søren", "طرابلس", "Zürich*", "Tripoli")))
+    matcher = Matcher.of([wl])
+    assert matcher.candidates(Document.of(title="SØREN’s café in Zurichsee")) == {0, 2}
+    assert matcher.candidates(Document.of(title="Søren in طرابلس", content="tripoli")) == {
+        0, 1, 3}
+    assert matcher.candidates(Document.of(title="Sorensen", content="Tripolitania")) == set()
+
+
 @pytest.mark.parametrize(("rule", "literals"), [
     ("Tripoli AND NOT Lebanon", {Literal("tripoli")}),
     ("Liby* OR Tripoli", {Literal("liby", prefix=True), Literal("tripoli")}),
@@ -132,3 +144,11 @@ def test_a_bad_watchlist_compiles_nothing() -> None:
     matcher = compile_matcher([good])
     (m,) = matcher.match(Document.of(title="Libya"))
     assert m.watchlist == "good"
+
+
+def test_a_matcher_survives_pickling(seed_article: str) -> None:
+    """A matcher can be sent to another process (its automata are rebuilt there)."""
+    matcher = compile_matcher(load_watchlists(EXAMPLE))
+    copy = pickle.loads(pickle.dumps(matcher))
+    doc = Document.of(title="Libya", content=seed_article)
+    assert copy.match(doc) == matcher.match(doc) != []

@@ -23,7 +23,7 @@ from ..text import (
     tokenize,
 )
 from .query import ActorRef, And, Near, Node, Not, Or, Term
-from .scan import RunOffsets, keys_of_fold, latin1_fold
+from .scan import RunOffsets, latin1_fold, squeeze_fold
 
 __all__ = ["DEFAULT_FIELDS", "Document", "FieldText", "Span", "evaluate"]
 
@@ -97,16 +97,30 @@ class FieldText:
         return latin1_fold(self.text)
 
     @_lazy
+    def _squeezed(self) -> bytes | None:
+        """``scan`` as Latin-1 bytes, on the fast path; None on the general path."""
+        folded = self._latin1
+        return None if folded is None else squeeze_fold(folded)
+
+    @_lazy
     def scan(self) -> str:
         """The folded words, separated by single spaces."""
-        folded = self._latin1
-        keys = None if folded is None else keys_of_fold(folded)
-        return joined_keys(self.text) if keys is None else keys
+        keys = self._squeezed
+        return joined_keys(self.text) if keys is None else keys.decode("latin-1")
 
     @_lazy
     def padded(self) -> str:
         """``scan`` between two spaces: every word is " key " in it."""
         return f" {self.scan} "
+
+    @_lazy
+    def padded_bytes(self) -> tuple[bool, bytes]:
+        """``padded`` encoded for the prefilter: (True, Latin-1 bytes) on the fast path,
+        (False, UTF-8 bytes) on the general one."""
+        keys = self._squeezed
+        if keys is None:
+            return False, self.padded.encode("utf-8")
+        return True, b" " + keys + b" "
 
     @_lazy
     def cased_seq(self) -> tuple[str, ...]:

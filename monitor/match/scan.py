@@ -29,7 +29,8 @@ from itertools import accumulate, compress
 
 from ..text import TYPOGRAPHIC_SEPARATORS, WORD_RE, joined_keys, word_forms
 
-__all__ = ["RunOffsets", "keys_of_fold", "latin1_fold", "latin1_keys", "scan_keys"]
+__all__ = ["RunOffsets", "keys_of_fold", "latin1_fold", "latin1_keys", "scan_keys",
+           "squeeze_fold"]
 
 _FALLBACK = 0  # NUL: a character whose key is not one Latin-1 character
 
@@ -72,16 +73,22 @@ def latin1_fold(text: str) -> bytes | None:
     return _LONE_APOSTROPHE_RE.sub(b" ", folded) if b"'" in folded else folded
 
 
-def keys_of_fold(folded: bytes) -> str | None:
-    """Steps 4 and 5 on ``latin1_fold``'s bytes: the scan string (None: a run of
-    spaces too long to squeeze, for the general path)."""
+def squeeze_fold(folded: bytes) -> bytes | None:
+    """Steps 4 and 5 on ``latin1_fold``'s bytes: the scan string, as Latin-1 bytes
+    (None: a run of spaces too long to squeeze, for the general path)."""
     if b"'" in folded:
         folded = _POSSESSIVE_RE.sub(b"", folded)
     for _ in range(_SQUEEZES):
         if b"  " not in folded:
-            return folded.strip(b" ").decode("latin-1")
+            return folded.strip(b" ")
         folded = folded.replace(b"  ", b" ")
     return None
+
+
+def keys_of_fold(folded: bytes) -> str | None:
+    """``squeeze_fold``, decoded: the scan string (None: the general path)."""
+    keys = squeeze_fold(folded)
+    return None if keys is None else keys.decode("latin-1")
 
 
 def latin1_keys(text: str) -> str | None:
