@@ -37,7 +37,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     corpus = items(args.items)
     matchers = {n: Matcher.of(_watchlists(rules(n))) for n in (10, 10_000)}
     big = matchers[10_000]
-    padded = [[ft.padded for ft in _doc(i).fields.values()] for i in corpus]
+    docs = [_doc(i) for i in corpus]
+    for doc in docs:  # the scan strings, computed once
+        for ft in doc.fields.values():
+            ft.padded_bytes  # noqa: B018 (computed for its side effect)
     loud = [i for i in corpus if big.match(_doc(i))]
     n = len(corpus)
 
@@ -55,15 +58,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "clean, three fields": lambda: [list(map(clean, fields(i))) for i in corpus],
         "Document.of": lambda: [_doc(i) for i in corpus],
         "Document.of and scan strings":
-            lambda: [[f.padded for f in _doc(i).fields.values()] for i in corpus],
+            lambda: [[f.padded_bytes for f in _doc(i).fields.values()] for i in corpus],
     }
     for label, step in parts.items():
         print(f"  {label:<30} {_best(step, n):6.1f}")
     for rule_count, matcher in matchers.items():
-        automaton = matcher.automaton
-        assert automaton is not None
-        cost = _best(lambda a=automaton: [[list(a.iter(s)) for s in ps] for ps in padded], n)
-        print(f"  {f'Aho-Corasick, {rule_count:,} rules':<30} {cost:6.1f}")
+        cost = _best(lambda m=matcher: [m.candidates(doc) for doc in docs], n)
+        print(f"  {f'prefilter scan, {rule_count:,} rules':<30} {cost:6.1f}")
     print(f"  {'a matched item, whole step':<30} {_best(matched, len(loud)):6.1f}"
           f"  ({len(loud)} of {n} items match at 10,000 rules)")
 
