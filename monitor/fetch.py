@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import re
 import ssl
 import time
 import zlib
@@ -146,6 +147,10 @@ class Fetcher:
         headers = dict(self._headers)
         if auth:
             for name, value in auth.headers:
+                if not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
+                    # the value may be a secret: it is not repeated in the error
+                    return FetchResult(url, error=f"refused: the feed's header {name!r} is "
+                                                  "not a valid HTTP header")
                 _put(headers, name, value)
             if auth.basic_auth:
                 user, password = auth.basic_auth
@@ -213,6 +218,8 @@ class Fetcher:
             return FetchResult(url, error=str(exc))
         except (aiohttp.ClientError, httpx.HTTPError) as exc:
             return FetchResult(url, error=_describe(exc))
+        except ValueError as exc:  # what aiohttp refuses to send, found before any I/O
+            return FetchResult(url, error=f"invalid request: {exc}"[:500])
         except zlib.error as exc:
             return FetchResult(url, error=f"could not decode the body: {exc}")
 
@@ -309,6 +316,8 @@ class Fetcher:
 
 
 DECODED = ("gzip", "x-gzip", "deflate")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""An HTTP header name (RFC 9110 token)."""
 
 
 def _encodings(headers: Mapping[str, str]) -> list[str]:

@@ -266,3 +266,19 @@ def test_a_long_response_header_is_read(feed_server: FeedServer) -> None:
     r = fetch(url)
     assert (r.error, r.body) == (None, b"<rss/>")
     assert r.headers["content-security-policy"] == policy
+
+
+def test_a_feed_header_that_would_inject_is_an_error_result(feed_server: FeedServer) -> None:
+    """A header value with a line break (or a name that is no HTTP token) is refused
+    before anything is sent, without repeating the value (it may be a key)."""
+    url = feed_server.serve("/f", "<rss/>")
+
+    async def go(auth: FeedAuth) -> FetchResult:
+        async with Fetcher(timeout=5, max_body_bytes=1000, concurrency=2, user_agent="t",
+                           allow_private_networks=LOCAL) as f:
+            return await f.fetch(url, auth=auth)
+    for auth in (FeedAuth((("X-Api-Key", "k1\r\nX-Evil: 1"),)), FeedAuth((("Bad Name", "k1"),))):
+        r = asyncio.run(go(auth))
+        assert r.error is not None and r.error.startswith("refused: the feed's header")
+        assert "k1" not in r.error
+    assert feed_server.requests == []
