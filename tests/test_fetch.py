@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import ipaddress
 import threading
@@ -282,3 +283,34 @@ def test_a_feed_header_that_would_inject_is_an_error_result(feed_server: FeedSer
         assert r.error is not None and r.error.startswith("refused: the feed's header")
         assert "k1" not in r.error
     assert feed_server.requests == []
+
+
+def test_a_304_leaves_its_connection_for_the_next_request() -> None:
+    """Keep-alive through 304s: a warm cycle is mostly 304s, and httpcore closed the
+    connection of every response whose (empty) body was not read, one TCP connection
+    per 304."""
+    connections: list[asyncio.Event] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(done := asyncio.Event())
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b'HTTP/1.1 304 Not Modified\r\nETag: "e"\r\nContent-Length: 0\r\n\r\n')
+                await writer.drain()
+        writer.close()
+        done.set()
+
+    async def go() -> list[FetchResult]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            async with Fetcher(timeout=5, max_body_bytes=1000, concurrency=2,
+                               user_agent="t", allow_private_networks=LOCAL) as f:
+                results = [await f.fetch(f"http://127.0.0.1:{port}/f{i}", '"e"')
+                           for i in range(5)]
+            # the fetcher closed its connections: each handler sees the end and returns
+            await asyncio.wait_for(asyncio.gather(*(d.wait() for d in connections)), 10)
+            return results
+    assert [r.status for r in asyncio.run(go())] == [304] * 5
+    assert len(connections) == 1
