@@ -1,9 +1,11 @@
 """A local feed server for the benchmark: asyncio, HTTP/1.1 keep-alive, conditional GET.
 
-    python -m bench.server --feeds 1000 [--seed 1] [--items 20]
+    python -m bench.server --feeds 1000 [--seed 1] [--items 20] [--prebuild]
 
 prints ``READY <port>`` and serves ``/feed/<i>``. ``/advance/<fraction>`` adds new items
-to that fraction of the feeds (a new generation, a new ETag).
+to that fraction of the feeds (a new generation, a new ETag). ``--prebuild`` makes every
+feed's body before ``READY`` (``bench.fetch_rate``: a 200 round then measures serving,
+not generating; one process serves about 14,000 requests/s of CPU).
 """
 
 from __future__ import annotations
@@ -74,8 +76,12 @@ async def main() -> None:
     p.add_argument("--feeds", type=int, required=True)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--items", type=int, default=20)
+    p.add_argument("--prebuild", action="store_true", help="make every body before READY")
     args = p.parse_args()
     corpus = Corpus(args.feeds, args.seed, args.items)
+    if args.prebuild:
+        for i in range(args.feeds):
+            corpus.body(i)
     server = await asyncio.start_server(lambda r, w: handle(corpus, r, w), "127.0.0.1", 0,
                                         backlog=4096)
     print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)

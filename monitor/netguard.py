@@ -7,12 +7,14 @@ answer of one lookup and then letting the HTTP library connect after a second lo
 would let a DNS server answer a public address to the first and 127.0.0.1 to the
 second (DNS rebinding).
 
-The connection is pinned, not the URL: httpcore still sends ``Host`` and uses the
-origin's host name for TLS (SNI and certificate verification), so HTTPS works as
-before. ``GuardedTransport`` is an httpx transport whose httpcore pool connects through
-``GuardedBackend``; every request and every redirect hop that opens a connection passes
-the guard, and a pooled connection only ever reaches the address checked when it was
-opened.
+The connection is pinned, not the URL: aiohttp connects to the addresses its resolver
+returns and to nothing else, and ``GuardedResolver`` returns only the guard's checked
+answer, so a name is looked up once per connection (or once per aiohttp's DNS cache,
+which only ever holds checked answers). ``Host``, SNI and certificate verification stay
+on the name. A host that aiohttp takes for an address never reaches a resolver:
+``Guard.check_host`` checks it before the request (``fetch.py`` calls it on every hop),
+with aiohttp's own test of what an address is, on the host aiohttp will connect to.
+A pooled connection only ever reaches the address checked when it was opened.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-import httpcore
+import aiohttp
+import aiohttp.abc
 import httpx
+from aiohttp.helpers import is_ip_address
 
 from .errors import FeedError
 
-__all__ = ["Address", "Guard", "GuardedBackend", "GuardedTransport", "Network", "Resolver",
+__all__ = ["Address", "Guard", "GuardedResolver", "Network", "Resolver", "guarded_session",
            "is_public", "system_resolver"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -64,6 +68,17 @@ class Guard:
         if not self.allows(addr):
             raise FeedError(f"refused: {host} resolves to {addr}, a private or reserved "
                             "address; allow it with [fetch] allow_private_networks")
+
+    def check_host(self, host: str) -> None:
+        """Refuse ``host`` (a URL's host as aiohttp connects to it) if it is an address,
+        by aiohttp's own test, and not an allowed one; a name is left to the resolver."""
+        if not is_ip_address(host):
+            return
+        try:
+            addr = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+        except ValueError:
+            raise FeedError(f"refused: {host} is not a canonical IP address") from None
+        self.check(host, addr)
 
     async def resolve(self, host: str, port: int) -> list[Address]:
         """The checked addresses of ``host`` (an address is its own answer)."""
@@ -105,72 +120,46 @@ def _interleave(addresses: list[Address]) -> list[Address]:
     return out
 
 
-async def _abandon(tasks: set[asyncio.Task[httpcore.AsyncNetworkStream]]) -> None:
-    """Cancel the connection attempts still running; close any that connected anyway."""
-    for task in tasks:
-        task.cancel()
-    for result in await asyncio.gather(*tasks, return_exceptions=True):
-        if isinstance(result, httpcore.AsyncNetworkStream):
-            await result.aclose()
+class GuardedResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's resolver, answering only the guard's checked addresses, families
+    alternated (aiohttp's happy eyeballs then tries them in this order)."""
 
-
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, connecting only to addresses the guard checked."""
-
-    def __init__(self, guard: Guard, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+    def __init__(self, guard: Guard) -> None:
         self.guard = guard
-        self.inner = inner or httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-                          ) -> httpcore.AsyncNetworkStream:
-        addresses = _interleave(await self.guard.resolve(host, port))
-        pending: set[asyncio.Task[httpcore.AsyncNetworkStream]] = set()
-        errors: list[BaseException] = []
-        try:
-            # Happy eyeballs (RFC 8305), as anyio does for a name: the next address is
-            # tried when one fails, or when it has not answered within the delay.
-            while addresses or pending:
-                if addresses:
-                    pending.add(asyncio.create_task(self.inner.connect_tcp(
-                        str(addresses.pop(0)), port, timeout=timeout,
-                        local_address=local_address, socket_options=socket_options)))
-                done, pending = await asyncio.wait(
-                    pending, timeout=HAPPY_EYEBALLS_DELAY if addresses else None,
-                    return_when=asyncio.FIRST_COMPLETED)
-                streams = [t.result() for t in done if t.exception() is None]
-                errors += [e for t in done if (e := t.exception()) is not None]
-                if streams:
-                    for extra in streams[1:]:
-                        await extra.aclose()
-                    return streams[0]
-        finally:
-            await _abandon(pending)
-        raise errors[0]
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET,
+                      ) -> list[aiohttp.abc.ResolveResult]:
+        return [{"hostname": host, "host": str(addr), "port": port,
+                 "family": socket.AF_INET6 if addr.version == 6 else socket.AF_INET,
+                 "proto": 0, "flags": 0}
+                for addr in _interleave(await self.guard.resolve(host, port))]
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-                                  ) -> httpcore.AsyncNetworkStream:
-        raise FeedError("refused: unix sockets are never fetched")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+    async def close(self) -> None:
+        pass
 
 
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport (request and response handling, errors) over a connection
-    pool whose connections go through ``GuardedBackend``."""
+MAX_HEADER = 65536
+"""The longest response header (aiohttp's default is 8190 bytes; news sites send longer
+Content-Security-Policy and Set-Cookie headers, which httpx's pool read)."""
 
-    def __init__(self, guard: Guard, limits: httpx.Limits,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
-        super().__init__(limits=limits, trust_env=False)
-        # httpx builds its pool in __init__ with no way to pass a network backend: the
-        # same pool, built again with one (httpx 0.27 and 0.28 keep it in ``_pool``).
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(guard),
-        )
+
+def guarded_session(guard: Guard, *, limit: int, keepalive: float,
+                    ssl_context: ssl.SSLContext | None = None) -> aiohttp.ClientSession:
+    """An aiohttp session whose connections go only to addresses ``guard`` checked
+    (names through ``GuardedResolver``; the caller checks address hosts with
+    ``Guard.check_host``). Bodies stay encoded (the fetcher inflates them in bounded
+    steps); no timeout of its own (the fetcher's deadline covers everything); no proxy
+    from the environment; headers up to ``MAX_HEADER`` bytes. Must be made inside the
+    running event loop."""
+    connector = aiohttp.TCPConnector(
+        limit=limit, limit_per_host=0, keepalive_timeout=keepalive,
+        ssl=ssl_context or httpx.create_ssl_context(trust_env=False),
+        resolver=GuardedResolver(guard), happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY)
+    return aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, trust_env=False,
+        timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None,
+                                      sock_read=None),
+        cookie_jar=aiohttp.CookieJar(unsafe=True),  # cookies kept as httpx's client did
+        max_line_size=MAX_HEADER, max_field_size=MAX_HEADER)
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import ipaddress
 import threading
@@ -205,3 +206,111 @@ def test_requests_to_one_host_are_limited(feed_server: FeedServer) -> None:
             return await asyncio.gather(*(f.fetch(feed_server.url(f"/s{i}")) for i in range(6)))
     assert all(r.error is None for r in asyncio.run(go()))
     assert state["max"] == 2
+
+
+def test_credentials_stay_with_their_origin_across_redirects(feed_server: FeedServer) -> None:
+    """Basic auth goes to the feed's origin, and along a redirect on that origin, never
+    to another one (another port here); the feed's own headers go along, as with httpx."""
+    with FeedServer() as other:
+        elsewhere = other.serve("/feed", "<rss/>")
+        feed_server.serve("/same", b"", status=302, Location="/hop")
+        feed_server.serve("/hop", b"", status=301, Location=elsewhere)
+
+        async def go() -> FetchResult:
+            async with Fetcher(timeout=5, max_body_bytes=1000, concurrency=2, user_agent="t",
+                               allow_private_networks=LOCAL) as f:
+                return await f.fetch(feed_server.url("/same"),
+                                     auth=FeedAuth((("X-Api-Key", "k1"),), ("desk", "pw")))
+        r = asyncio.run(go())
+        assert (r.error, r.body, r.moved_to) == (None, b"<rss/>", None)  # a 302 on the way
+        first, second = feed_server.requests
+        (third,) = other.requests
+        assert first.headers["authorization"] == second.headers["authorization"]
+        assert "authorization" not in third.headers
+        assert third.headers["x-api-key"] == "k1"
+
+
+def test_a_cookie_set_on_a_redirect_is_sent_to_the_next_hop(feed_server: FeedServer) -> None:
+    """A server that sets a cookie and redirects to where it expects it (a cookie check
+    before the feed) is followed as a browser would."""
+    def gate(h: BaseHTTPRequestHandler) -> None:
+        if "seen=1" in (h.headers.get("Cookie") or ""):
+            h.reply(200, {"Content-Type": "application/rss+xml"}, b"<rss/>")  # type: ignore[attr-defined]
+        else:
+            h.reply(302, {"Set-Cookie": "seen=1; Path=/", "Location": "/gate"}, b"")  # type: ignore[attr-defined]
+    feed_server.routes["/gate"] = Route(handler=gate)
+    r = fetch(feed_server.url("/gate"))
+    assert (r.error, r.body) == (None, b"<rss/>")
+    assert len(feed_server.requests) == 2
+
+
+def test_an_address_in_a_form_other_than_dotted_quad_is_refused(feed_server: FeedServer) -> None:
+    """2130706433 is 127.0.0.1 to the socket layer: the HTTP library takes it for an
+    address and would connect to it without a lookup, so the guard refuses it, on the
+    first URL and on a redirect, even where 127.0.0.1 is allowed."""
+    port = feed_server.port
+    feed_server.serve("/moved", b"", status=302, Location=f"http://2130706433:{port}/f")
+    for url in (f"http://2130706433:{port}/f", f"http://127.1:{port}/f",
+                feed_server.url("/moved")):
+        r = fetch(url)
+        assert r.error is not None and r.error.startswith("refused: "), (url, r.error)
+        assert "is not a canonical IP address" in r.error
+    assert [s.path for s in feed_server.requests] == ["/moved"]
+
+
+def test_a_long_response_header_is_read(feed_server: FeedServer) -> None:
+    """A 20 kB Content-Security-Policy, as some news sites send with their feeds."""
+    policy = "default-src 'self'; " + "; ".join(f"img-src https://cdn{i}.example.org"
+                                               for i in range(600))
+    assert len(policy) > 20_000
+    url = feed_server.serve("/f", "<rss/>", **{"Content-Security-Policy": policy})
+    r = fetch(url)
+    assert (r.error, r.body) == (None, b"<rss/>")
+    assert r.headers["content-security-policy"] == policy
+
+
+def test_a_feed_header_that_would_inject_is_an_error_result(feed_server: FeedServer) -> None:
+    """A header value with a line break (or a name that is no HTTP token) is refused
+    before anything is sent, without repeating the value (it may be a key)."""
+    url = feed_server.serve("/f", "<rss/>")
+
+    async def go(auth: FeedAuth) -> FetchResult:
+        async with Fetcher(timeout=5, max_body_bytes=1000, concurrency=2, user_agent="t",
+                           allow_private_networks=LOCAL) as f:
+            return await f.fetch(url, auth=auth)
+    for auth in (FeedAuth((("X-Api-Key", "k1\r\nX-Evil: 1"),)), FeedAuth((("Bad Name", "k1"),))):
+        r = asyncio.run(go(auth))
+        assert r.error is not None and r.error.startswith("refused: the feed's header")
+        assert "k1" not in r.error
+    assert feed_server.requests == []
+
+
+def test_a_304_leaves_its_connection_for_the_next_request() -> None:
+    """Keep-alive through 304s: a warm cycle is mostly 304s, and httpcore closed the
+    connection of every response whose (empty) body was not read, one TCP connection
+    per 304."""
+    connections: list[asyncio.Event] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(done := asyncio.Event())
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b'HTTP/1.1 304 Not Modified\r\nETag: "e"\r\nContent-Length: 0\r\n\r\n')
+                await writer.drain()
+        writer.close()
+        done.set()
+
+    async def go() -> list[FetchResult]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            async with Fetcher(timeout=5, max_body_bytes=1000, concurrency=2,
+                               user_agent="t", allow_private_networks=LOCAL) as f:
+                results = [await f.fetch(f"http://127.0.0.1:{port}/f{i}", '"e"')
+                           for i in range(5)]
+            # the fetcher closed its connections: each handler sees the end and returns
+            await asyncio.wait_for(asyncio.gather(*(d.wait() for d in connections)), 10)
+            return results
+    assert [r.status for r in asyncio.run(go())] == [304] * 5
+    assert len(connections) == 1

@@ -10,8 +10,9 @@ import monitor
 PACKAGE = Path(monitor.__file__).resolve().parent
 
 HOMES = {
+    "aiohttp": {"fetch.py", "netguard.py"},
+    "yarl": {"fetch.py"},
     "httpx": {"fetch.py", "netguard.py"},
-    "httpcore": {"netguard.py"},
     "feedparser": {"parse.py"},
     "sqlalchemy": {"store/"},
     "alembic": {"store/"},
