@@ -19,7 +19,7 @@ from monitor.match import (
     compile_matcher,
     compile_watchlist,
 )
-from monitor.match.matcher import Literal, needs
+from monitor.match.matcher import Literal, needs, requirements
 from monitor.match.query import parse
 from monitor.match.watchlist import Watchlist
 
@@ -122,6 +122,32 @@ def test_each_rule_needs_one_of_a_few_literals(rule: str, literals: set[Literal]
     wl = compile_watchlist(WatchlistSpec("t", (rule,), (
         ActorSpec("Hifter", "a", (AliasSpec("LNA", case_sensitive=True),)),)))
     assert needs(wl.rules[0].node, wl.actors) == literals
+
+
+L = Literal
+
+
+@pytest.mark.parametrize(("rule", "sets"), [
+    ("Tripoli AND NOT Lebanon", [{L("tripoli")}]),
+    ('("Berlin conference" OR Berlin NEAR/6 conference) AND (Liby* OR Tripoli)',
+     [{L("conference")}, {L("liby", prefix=True), L("tripoli")}]),
+    ("Haftar NEAR/3 (Tripoli AND Sirte)", [{L("haftar")}, {L("tripoli")}, {L("sirte")}]),
+    ("(Tripoli AND port) OR Libya", [{L("tripoli"), L("libya")}]),
+    ("Tripoli AND (Libya OR NOT Lebanon)", [{L("tripoli")}]),
+])
+def test_each_side_of_and_and_near_is_required(rule: str, sets: list[set[Literal]]) -> None:
+    wl = compile_watchlist(WatchlistSpec("t", (rule,)))
+    assert list(requirements(wl.rules[0].node, wl.actors)) == sets
+
+
+def test_a_common_word_on_one_side_of_and_does_not_select_the_rule() -> None:
+    rule = '("Berlin conference" OR Berlin NEAR/6 conference) AND (Liby* OR Tripoli)'
+    matcher = Matcher.of([compile_watchlist(WatchlistSpec("t", (rule, "press")))])
+    assert matcher.candidates(Document.of(title="A press conference in Berlin")) == {1}
+    doc = Document.of(title="Berlin conference", content="The Libyan delegation arrived.")
+    assert matcher.candidates(doc) == {0}
+    (m,) = matcher.match(doc)
+    assert [r.index for r in m.rules] == [0]
 
 
 def test_a_bad_watchlist_compiles_nothing() -> None:

@@ -3,10 +3,14 @@
 A rule can only be true if one of a few words is in the item: ``Tripoli AND NOT
 Lebanon`` needs ``tripoli``; ``@haftar OR Sarraj`` needs an alias's word or
 ``sarraj``; ``a NEAR/5 b`` needs the rarer-looking of the two. ``needs`` computes that
-set of *literals* (a folded word, or a word prefix) for each rule, and one automaton
-holds the literals of every rule of every watchlist. For an item, the automaton scans
-its distinct folded words once and names the candidate rules; only those are evaluated,
-with the same evaluator as ``Watchlist.match``, so the results are the same.
+set of *literals* (a folded word, or a word prefix) for each rule. ``requirements``
+goes further for ``AND`` and ``NEAR``: each side's set, all of which must occur
+(``"Berlin conference" AND (Liby* OR Tripoli)`` needs ``conference`` and one of
+``liby…``, ``tripoli``), so a common word on one side does not select the rule. One
+automaton holds the literals of every rule of every watchlist. For an item, the
+automaton scans its folded words once and names the candidate rules: those whose every
+set had a literal in the item. Only those are evaluated, with the same evaluator as
+``Watchlist.match``, so the results are the same.
 
 The scan costs about the same for 10 rules as for 10,000: it is linear in the item's
 distinct words plus the literals that occur in it.
@@ -15,13 +19,13 @@ distinct words plus the literals that occur in it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ahocorasick
 
 from ..text import clitic_forms, key_of
 from .engine import Document
-from .query import ActorRef, And, Node, Not, Or, Term
+from .query import ActorRef, And, Near, Node, Not, Or, Term
 from .watchlist import (
     Rule,
     Watchlist,
@@ -32,7 +36,7 @@ from .watchlist import (
     compile_watchlist,
 )
 
-__all__ = ["Literal", "Matcher", "compile_matcher", "needs"]
+__all__ = ["Literal", "Matcher", "compile_matcher", "needs", "requirements"]
 
 
 @dataclass(frozen=True, order=True)
@@ -80,6 +84,21 @@ def needs(node: Node, actors: Mapping[str, tuple[Term, ...]]) -> frozenset[Liter
     return max(known, key=_rarity) if known else None
 
 
+def requirements(node: Node, actors: Mapping[str, tuple[Term, ...]]
+                 ) -> tuple[frozenset[Literal], ...]:
+    """Sets of literals each of which must have one occur for ``node`` to be true: the
+    sets of both sides of an ``AND`` or a ``NEAR``, ``needs`` for anything else; none
+    if nothing must occur."""
+    if isinstance(node, And):
+        parts: Iterable[Node] = node.operands
+    elif isinstance(node, Near):
+        parts = (node.left, node.right)
+    else:
+        one = needs(node, actors)
+        return () if one is None else (one,)
+    return tuple(dict.fromkeys(g for part in parts for g in requirements(part, actors)))
+
+
 @dataclass(frozen=True, eq=False)
 class Matcher:
     """Every watchlist's rules behind one prefilter. Build with ``Matcher.of``."""
@@ -90,39 +109,57 @@ class Matcher:
     always: frozenset[int]
     """Rules the prefilter cannot select (none today: a rule needs a present term)."""
     automaton: ahocorasick.Automaton | None
+    """literal -> (the rules it selects alone, the (rule, set) pairs of rules that need
+    several sets: those are candidates once each of their sets had a literal)."""
+    sets: Mapping[int, int] = field(default_factory=dict)
+    """How many sets of literals a rule that needs several must see."""
 
     @classmethod
     def of(cls, watchlists: Sequence[Watchlist]) -> Matcher:
         rules: list[tuple[int, Rule]] = []
-        selects: dict[Literal, list[int]] = {}
+        selects: dict[Literal, tuple[list[int], list[tuple[int, int]]]] = {}
         always: set[int] = set()
+        sets: dict[int, int] = {}
         for w, wl in enumerate(watchlists):
             for rule in wl.rules:
                 rule_id = len(rules)
                 rules.append((w, rule))
-                lits = needs(rule.node, wl.actors)
-                if lits is None:
+                required = requirements(rule.node, wl.actors)
+                if not required:
                     always.add(rule_id)
                     continue
-                for lit in lits:
-                    selects.setdefault(lit, []).append(rule_id)
+                if len(required) > 1:
+                    sets[rule_id] = len(required)
+                for n, lits in enumerate(required):
+                    for lit in lits:
+                        alone, several = selects.setdefault(lit, ([], []))
+                        if len(required) == 1:
+                            alone.append(rule_id)
+                        else:
+                            several.append((rule_id, n))
         automaton = None
         if selects:
             automaton = ahocorasick.Automaton()
-            for lit, ids in selects.items():
+            for lit, (alone, several) in selects.items():
                 # Keys are scanned as " key1 key2 … ": a word is " key ", a prefix " key".
-                automaton.add_word(f" {lit.key}" if lit.prefix else f" {lit.key} ", tuple(ids))
+                automaton.add_word(f" {lit.key}" if lit.prefix else f" {lit.key} ",
+                                   (tuple(alone), tuple(several)))
             automaton.make_automaton()
-        return cls(tuple(watchlists), tuple(rules), frozenset(always), automaton)
+        return cls(tuple(watchlists), tuple(rules), frozenset(always), automaton, sets)
 
     def candidates(self, doc: Document) -> set[int]:
         """Ids of the rules that may match ``doc`` (a superset of those that do)."""
         found = set(self.always)
         if self.automaton is None or not doc.fields:
             return found
+        seen: dict[int, set[int]] = {}
         for ft in doc.fields.values():  # a literal is one word: it never spans two fields
-            for _end, ids in self.automaton.iter(ft.padded):
-                found.update(ids)
+            for _end, (alone, several) in self.automaton.iter(ft.padded):
+                found.update(alone)
+                for rule_id, n in several:
+                    seen.setdefault(rule_id, set()).add(n)
+        found.update(rule_id for rule_id, hit in seen.items()
+                     if len(hit) == self.sets[rule_id])
         return found
 
     def match(self, doc: Document) -> list[WatchlistMatch]:
