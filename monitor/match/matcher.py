@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import ahocorasick
 
@@ -99,6 +100,10 @@ def requirements(node: Node, actors: Mapping[str, tuple[Term, ...]]
     return tuple(dict.fromkeys(g for part in parts for g in requirements(part, actors)))
 
 
+_literal = itemgetter(1)
+"""The literal of an automaton hit, (end, literal)."""
+
+
 @dataclass(frozen=True, eq=False)
 class Matcher:
     """Every watchlist's rules behind one prefilter. Build with ``Matcher.of``."""
@@ -109,8 +114,10 @@ class Matcher:
     always: frozenset[int]
     """Rules the prefilter cannot select (none today: a rule needs a present term)."""
     automaton: ahocorasick.Automaton | None
-    """literal -> (the rules it selects alone, the (rule, set) pairs of rules that need
-    several sets: those are candidates once each of their sets had a literal)."""
+    """The literals, each as its position in ``selects``."""
+    selects: tuple[tuple[tuple[int, ...], tuple[tuple[int, int], ...]], ...] = ()
+    """Per literal: the rules it selects alone, and the (rule, set) pairs of the rules
+    that need several sets (candidates once each of their sets had a literal)."""
     sets: Mapping[int, int] = field(default_factory=dict)
     """How many sets of literals a rule that needs several must see."""
 
@@ -140,24 +147,28 @@ class Matcher:
         automaton = None
         if selects:
             automaton = ahocorasick.Automaton()
-            for lit, (alone, several) in selects.items():
+            for n, lit in enumerate(selects):
                 # Keys are scanned as " key1 key2 … ": a word is " key ", a prefix " key".
-                automaton.add_word(f" {lit.key}" if lit.prefix else f" {lit.key} ",
-                                   (tuple(alone), tuple(several)))
+                automaton.add_word(f" {lit.key}" if lit.prefix else f" {lit.key} ", n)
             automaton.make_automaton()
-        return cls(tuple(watchlists), tuple(rules), frozenset(always), automaton, sets)
+        return cls(tuple(watchlists), tuple(rules), frozenset(always), automaton,
+                   tuple((tuple(alone), tuple(several)) for alone, several in selects.values()),
+                   sets)
 
     def candidates(self, doc: Document) -> set[int]:
         """Ids of the rules that may match ``doc`` (a superset of those that do)."""
         found = set(self.always)
         if self.automaton is None or not doc.fields:
             return found
-        seen: dict[int, set[int]] = {}
+        present: set[int] = set()  # each literal once, however often it occurs
         for ft in doc.fields.values():  # a literal is one word: it never spans two fields
-            for _end, (alone, several) in self.automaton.iter(ft.padded):
-                found.update(alone)
-                for rule_id, n in several:
-                    seen.setdefault(rule_id, set()).add(n)
+            present.update(map(_literal, self.automaton.iter(ft.padded)))
+        seen: dict[int, set[int]] = {}
+        for lit in present:
+            alone, several = self.selects[lit]
+            found.update(alone)
+            for rule_id, n in several:
+                seen.setdefault(rule_id, set()).add(n)
         found.update(rule_id for rule_id, hit in seen.items()
                      if len(hit) == self.sets[rule_id])
         return found
