@@ -141,12 +141,15 @@ def find_story(keys: StoryKeys, candidates: Iterable[StoryCandidate], *, now: da
     candidates fetched within ``window`` before ``now``; None for a new story. The
     earliest matching story wins, so a story keeps one id."""
     best: tuple[datetime, int] | None = None
+    since = now - window
+    title = keys.title_key
+    bits = None if keys.simhash is None else int(keys.simhash, 16)
     for c in candidates:
-        if c.fetched_at < now - window:
+        if c.fetched_at < since:
             continue
-        same = (keys.title_key is not None and keys.title_key == c.title_key) or (
-            keys.simhash is not None and c.simhash is not None
-            and hamming(keys.simhash, c.simhash) <= max_distance)
+        same = (title is not None and title == c.title_key) or (
+            bits is not None and c.simhash is not None
+            and (bits ^ int(c.simhash, 16)).bit_count() <= max_distance)
         if same:
             story = c.story_id if c.story_id is not None else c.item_id
             if best is None or (c.fetched_at, story) < best:

@@ -203,6 +203,29 @@ def test_a_large_poll_is_stored_in_bulk_with_stories_merged_in_feed_order(
     assert stored["title k0"] < stored["title k100"] < stored["title k599"]
 
 
+def test_each_match_of_a_poll_keeps_its_item_watchlist_snippet_and_channels(
+        store: Store) -> None:
+    """The matches of a poll are written together: each lands on its own item, with its
+    watchlist, snippet and outbox rows, an item with two watchlists included."""
+    store.sync_watchlists({"libya": {"rules": ["Libya"]}, "oil": {"rules": ["oil"]}}, NOW)
+    (feed,) = store.feeds()
+    oil = NewMatch("oil", [{"index": 0, "rule": "oil", "terms": []}], "oil", [], ("log",))
+    libya = dataclasses.replace(item("k1", "email").matches[0], snippet="libya")
+    items = [item("k0"), dataclasses.replace(item("k1"), matches=(libya, oil)),
+             item("k2"), dataclasses.replace(item("k3"), matches=(oil,))]
+    counts = store.record_poll(feed.id, ok(), items, [i.key for i in items])
+    assert (counts.new_items, counts.matches, counts.alerts) == (4, 3, 3)
+    assert counts.by_watchlist == {"libya": 1, "oil": 2}
+    rows = store.alerts(["pending", "merged"])
+    assert sorted((a.title, a.watchlist, a.snippet, a.channel, a.status) for a in rows) == [
+        ("title k1", "libya", "libya", "email", "pending"),
+        ("title k1", "oil", "oil", "log", "pending"),
+        ("title k3", "oil", "oil", "log", "pending")]
+    stored = {i.title: i.id for i in store.items()}
+    assert {a.title: a.story_id for a in rows} == {"title k1": stored["title k1"],
+                                                   "title k3": stored["title k3"]}
+
+
 def test_stories_join_across_polls_and_feeds_within_the_window(store: Store) -> None:
     """The matched items a new one is compared with are kept between polls (SQLite):
     a later poll of another feed still joins the story; past the window, a new one."""
