@@ -42,9 +42,9 @@ def random_rule(rng: random.Random, depth: int = 0) -> str:
         if shape < 0.25:
             return word[: max(2, len(word) - 2)] + "*"
         if shape < 0.35:
-            return f"{rng.choice(['title', 'content', 'summary'])}:{word}"
+            return f"{rng.choice(['title', 'content', 'summary', 'author', 'feed', 'url'])}:{word}"
         if shape < 0.45:
-            return "@actor"
+            return rng.choice(["@actor", "@actor", "feed:@actor"])
         return word
     if depth >= 2:
         return term()
@@ -68,7 +68,9 @@ ACTOR = ActorSpec("Khalifa Haftar", "actor", (AliasSpec("Hifter"), AliasSpec("LN
 def random_doc(rng: random.Random) -> Document:
     def text(n: int) -> str:
         return " ".join(rng.choice(VOCAB) for _ in range(n))
-    return Document.of(title=text(6), summary=text(rng.randint(0, 12)), content=text(40))
+    return Document.of(title=text(6), summary=text(rng.randint(0, 12)), content=text(40),
+                       author=text(rng.randint(0, 2)), feed=text(rng.randint(0, 3)),
+                       url=f"https://example.org/{'-'.join(text(3).split())}")
 
 
 def plain(watchlists: list[Watchlist], doc: Document) -> list[WatchlistMatch]:
@@ -147,6 +149,18 @@ def test_a_common_word_on_one_side_of_and_does_not_select_the_rule() -> None:
     doc = Document.of(title="Berlin conference", content="The Libyan delegation arrived.")
     assert matcher.candidates(doc) == {0}
     (m,) = matcher.match(doc)
+    assert [r.index for r in m.rules] == [0]
+
+
+def test_only_the_fields_some_rule_looks_at_are_scanned() -> None:
+    doc = Document.of(title="Nothing", feed="Tripoli Times", url="https://tripoli.example/")
+    plain = Matcher.of([compile_watchlist(WatchlistSpec("t", ("Tripoli",)))])
+    assert plain.scanned == ("content", "summary", "title")
+    assert plain.candidates(doc) == set() and plain.match(doc) == []
+    scoped = Matcher.of([compile_watchlist(WatchlistSpec("t", ("feed:Tripoli", "Tripoli")))])
+    assert scoped.scanned == ("content", "feed", "summary", "title")
+    assert scoped.candidates(doc) == {0, 1}
+    (m,) = scoped.match(doc)
     assert [r.index for r in m.rules] == [0]
 
 

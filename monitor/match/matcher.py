@@ -25,7 +25,7 @@ from operator import itemgetter
 import ahocorasick
 
 from ..text import clitic_forms, key_of
-from .engine import Document
+from .engine import DEFAULT_FIELDS, Document
 from .query import ActorRef, And, Near, Node, Not, Or, Term
 from .watchlist import (
     Rule,
@@ -37,7 +37,7 @@ from .watchlist import (
     compile_watchlist,
 )
 
-__all__ = ["Literal", "Matcher", "compile_matcher", "needs", "requirements"]
+__all__ = ["Literal", "Matcher", "compile_matcher", "fields", "needs", "requirements"]
 
 
 @dataclass(frozen=True, order=True)
@@ -104,6 +104,22 @@ _literal = itemgetter(1)
 """The literal of an automaton hit, (end, literal)."""
 
 
+def fields(node: Node, actors: Mapping[str, tuple[Term, ...]],
+           scope: str | None = None) -> frozenset[str]:
+    """The fields ``node`` can look at: a term's own field or its actor's, else
+    ``DEFAULT_FIELDS``."""
+    if isinstance(node, Term):
+        where = node.field or scope
+        return frozenset((where,) if where else DEFAULT_FIELDS)
+    if isinstance(node, ActorRef):
+        return frozenset().union(*(fields(t, actors, node.field or scope)
+                                   for t in actors[node.slug]))
+    if isinstance(node, Not):
+        return fields(node.operand, actors, scope)
+    parts = node.operands if isinstance(node, (And, Or)) else (node.left, node.right)
+    return frozenset().union(*(fields(p, actors, scope) for p in parts))
+
+
 @dataclass(frozen=True, eq=False)
 class Matcher:
     """Every watchlist's rules behind one prefilter. Build with ``Matcher.of``."""
@@ -120,6 +136,9 @@ class Matcher:
     that need several sets (candidates once each of their sets had a literal)."""
     sets: Mapping[int, int] = field(default_factory=dict)
     """How many sets of literals a rule that needs several must see."""
+    scanned: tuple[str, ...] = DEFAULT_FIELDS
+    """The fields some rule looks at: the only ones the prefilter scans (a literal in
+    the link or the feed's title selects nothing unless a rule looks there)."""
 
     @classmethod
     def of(cls, watchlists: Sequence[Watchlist]) -> Matcher:
@@ -127,10 +146,12 @@ class Matcher:
         selects: dict[Literal, tuple[list[int], list[tuple[int, int]]]] = {}
         always: set[int] = set()
         sets: dict[int, int] = {}
+        scanned: set[str] = set()
         for w, wl in enumerate(watchlists):
             for rule in wl.rules:
                 rule_id = len(rules)
                 rules.append((w, rule))
+                scanned |= fields(rule.node, wl.actors)
                 required = requirements(rule.node, wl.actors)
                 if not required:
                     always.add(rule_id)
@@ -153,7 +174,7 @@ class Matcher:
             automaton.make_automaton()
         return cls(tuple(watchlists), tuple(rules), frozenset(always), automaton,
                    tuple((tuple(alone), tuple(several)) for alone, several in selects.values()),
-                   sets)
+                   sets, tuple(sorted(scanned)))
 
     def candidates(self, doc: Document) -> set[int]:
         """Ids of the rules that may match ``doc`` (a superset of those that do)."""
@@ -161,8 +182,10 @@ class Matcher:
         if self.automaton is None or not doc.fields:
             return found
         present: set[int] = set()  # each literal once, however often it occurs
-        for ft in doc.fields.values():  # a literal is one word: it never spans two fields
-            present.update(map(_literal, self.automaton.iter(ft.padded)))
+        for name in self.scanned:  # a literal is one word: it never spans two fields
+            ft = doc.fields.get(name)
+            if ft is not None:
+                present.update(map(_literal, self.automaton.iter(ft.padded)))
         seen: dict[int, set[int]] = {}
         for lit in present:
             alone, several = self.selects[lit]
