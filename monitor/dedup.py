@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import repeat
@@ -133,6 +133,12 @@ class StoryCandidate:
     fetched_at: datetime
     title_key: str | None
     simhash: str | None
+    bits: int | None = field(init=False, repr=False, compare=False)
+    """``simhash`` as a number, read once: every new matched item is compared with
+    every candidate."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bits", None if self.simhash is None else int(self.simhash, 16))
 
 
 def find_story(keys: StoryKeys, candidates: Iterable[StoryCandidate], *, now: datetime,
@@ -148,8 +154,8 @@ def find_story(keys: StoryKeys, candidates: Iterable[StoryCandidate], *, now: da
         if c.fetched_at < since:
             continue
         same = (title is not None and title == c.title_key) or (
-            bits is not None and c.simhash is not None
-            and (bits ^ int(c.simhash, 16)).bit_count() <= max_distance)
+            bits is not None and c.bits is not None
+            and (bits ^ c.bits).bit_count() <= max_distance)
         if same:
             story = c.story_id if c.story_id is not None else c.item_id
             if best is None or (c.fetched_at, story) < best:

@@ -142,15 +142,20 @@ def _story_candidates(s: Session, since: datetime) -> list[StoryCandidate]:
         fresh = _read_candidates(s, margin, after=cache.after)
         if fresh:
             cache.after = max(c.item_id for c in fresh)
-        cache.rows = [c for c in cache.rows if c.fetched_at >= margin] + fresh
+        if cache.rows and cache.rows[0].fetched_at < margin:  # oldest first, about
+            cache.rows = [c for c in cache.rows if c.fetched_at >= margin]
+        cache.rows += fresh
         return list(cache.rows)
 
 
+_CANDIDATES = (select(_ITEMS.c.id, _ITEMS.c.story_id, _ITEMS.c.feed_id, _ITEMS.c.fetched_at,
+                      _ITEMS.c.title_key, _ITEMS.c.simhash)
+               .where(_ITEMS.c.fetched_at >= bindparam("b_since"),
+                      _ITEMS.c.story_id.is_not(None), _ITEMS.c.id > bindparam("b_after")))
+
+
 def _read_candidates(s: Session, since: datetime, after: int = 0) -> list[StoryCandidate]:
-    rows = s.execute(select(Item.id, Item.story_id, Item.feed_id, Item.fetched_at,
-                            Item.title_key, Item.simhash)
-                     .where(Item.fetched_at >= since, Item.story_id.is_not(None),
-                            Item.id > after))
+    rows = s.connection().execute(_CANDIDATES, {"b_since": since, "b_after": after})
     return [StoryCandidate(*r) for r in rows]
 
 
