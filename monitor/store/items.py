@@ -1,11 +1,15 @@
 """Writing a poll's new items, their matches and outbox rows: in bulk.
 
 Most new items match nothing: they are inserted in one statement (``executemany``
-with ``RETURNING``, in parameter order), not as ORM objects flushed one by one. The
-few that match then get their story, their matches and their outbox rows in the order
-the feed served them, exactly as before: a matched item joins the story of an item
-seen within the window, this poll's earlier items included, and a channel already
-alerted on that story gets a ``merged`` row.
+with ``RETURNING``), not as ORM objects flushed one by one. The few that match then
+get their story, their matches and their outbox rows in the order the feed served
+them, exactly as before: a matched item joins the story of an item seen within the
+window, this poll's earlier items included, and a channel already alerted on that
+story gets a ``merged`` row.
+
+``RETURNING`` gives each row's id with its key (an item's key is unique in its feed,
+a match's item and watchlist too), not in parameter order: asking SQLAlchemy for the
+parameter order made it insert one row per statement on SQLite.
 """
 
 from __future__ import annotations
@@ -73,8 +77,9 @@ def write_items(s: Session, feed_id: int, items: Sequence[NewItem], seen: Sequen
              "author": n.author, "published_at": n.published_at, "fetched_at": now,
              "last_seen_at": now, "story_id": None, "title_key": n.title_key,
              "simhash": n.simhash} for n in fresh]
-    ids = list(conn.execute(
-        insert(_ITEMS).returning(_ITEMS.c.id, sort_by_parameter_order=True), rows).scalars())
+    by_key = {key: item_id for item_id, key in conn.execute(
+        insert(_ITEMS).returning(_ITEMS.c.id, _ITEMS.c.key), rows)}
+    ids = [by_key[n.key] for n in fresh]
     counts.new_items += len(fresh)
     if any(n.matches for n in fresh):
         _write_matches(s, feed_id, fresh, ids, now, story_window, counts)
@@ -108,14 +113,12 @@ def _write_matches(s: Session, feed_id: int, fresh: Sequence[NewItem], ids: Sequ
     match_rows = [{"item_id": item_id, "watchlist_id": watchlist_ids[m.watchlist],
                    "rules": m.rules, "snippet": m.snippet, "marks": m.marks,
                    "created_at": now} for new, item_id, _ in matched for m in new.matches]
-    match_ids = list(conn.execute(
-        insert(_MATCHES).returning(_MATCHES.c.id, sort_by_parameter_order=True),
-        match_rows).scalars())
-    done = 0
-    for new, _, story in matched:
-        ids_of_new = match_ids[done : done + len(new.matches)]
-        done += len(new.matches)
-        for m, match_id in zip(new.matches, ids_of_new, strict=True):
+    match_ids = {(item_id, watchlist_id): match_id for match_id, item_id, watchlist_id in
+                 conn.execute(insert(_MATCHES).returning(_MATCHES.c.id, _MATCHES.c.item_id,
+                                                         _MATCHES.c.watchlist_id), match_rows)}
+    for new, item_id, story in matched:
+        for m in new.matches:
+            match_id = match_ids[item_id, watchlist_ids[m.watchlist]]
             counts.matches += 1
             counts.watchlists.add(m.watchlist)
             counts.by_watchlist[m.watchlist] = counts.by_watchlist.get(m.watchlist, 0) + 1
