@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, event, inspect, text
 
 from monitor.errors import StoreError
 from monitor.store import FetchState, NewItem, NewMatch, Store, create, migrate, schema_status
@@ -201,6 +201,30 @@ def test_a_large_poll_is_stored_in_bulk_with_stories_merged_in_feed_order(
     stored = {i.title: i.id for i in store.items()}
     assert len(stored) == 600 and rows[0].story_id == stored["title k100"]
     assert stored["title k0"] < stored["title k100"] < stored["title k599"]
+
+
+def test_a_poll_costs_a_few_statements_however_many_items_and_matches(
+        store: Store, engine: Engine) -> None:
+    """Items, stories and matches are each written in one statement (in batches of
+    many rows), not one per row: the statements of a poll do not grow with its items."""
+    (feed,) = store.feeds()
+    items = [item(f"k{n}", "email" if n % 50 == 0 else "log") if n % 10 == 0 else
+             item(f"k{n}") for n in range(200)]
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        counts = store.record_poll(feed.id, ok(), items, [i.key for i in items])
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert (counts.new_items, counts.matches) == (200, 20)
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO ITEMS")]
+    matches = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO MATCHES")]
+    assert len(inserts) <= 2 and len(matches) == 1  # PostgreSQL may split a batch
+    assert len(statements) - counts.alerts < 15  # the outbox rows: one per alert
 
 
 def test_each_match_of_a_poll_keeps_its_item_watchlist_snippet_and_channels(
