@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/monitor.toml
 
-.PHONY: run test lint bench-fetch bench-match bench-scale clean systemd-analyze chromium
+.PHONY: run test lint bench-fetch bench-match bench-cold bench-scale clean systemd-analyze chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ chromium:
 ## bench-match: items/s of the matcher at 10, 1,000 and 10,000 rules (docs/performance.md)
 bench-match: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.matcher
+
+## bench-cold: CPU per feed of each stage of a cold poll (parse, hand-off, match, store), no HTTP
+bench-cold: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.cold_stages $(BENCH_ARGS)
 
 ## lint: ruff and strict mypy on the package
 lint: $(VENV)/.installed-dev

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
+from itertools import repeat
 
 from .parse import Entry
-from .text import clean, tokenize
+from .text import clean, joined_keys
 
 __all__ = [
     "MAX_DISTANCE",
@@ -60,7 +62,10 @@ def identity(entry: Entry) -> str:
 
 
 def _words(text: str) -> list[str]:
-    return [t.key for t in tokenize(clean(text))]
+    """The folded keys of the words of ``text`` (``tokenize``'s, read as the matcher
+    reads them: a key holds no space)."""
+    keys = joined_keys(clean(text))
+    return keys.split(" ") if keys else []
 
 
 def title_key(title: str) -> str | None:
@@ -74,18 +79,32 @@ def title_key(title: str) -> str | None:
 
 def simhash(text: str, shingle: int = 3) -> str | None:
     """A 64-bit SimHash of the word shingles of ``text``, as 16 hex digits; None for a
-    text too short to compare."""
+    text too short to compare.
+
+    Bit ``b`` is set when more than half the shingles' BLAKE2b-64 hashes (big-endian)
+    have it set. The hashes are computed and counted in C: the shingles' digests are
+    laid end to end, and each bit's count is read from the column of its byte (a
+    strided slice) through a translation table, not shingle by shingle in Python."""
     words = _words(text)
     if len(words) < _MIN_WORDS:
         return None
-    weights = [0] * 64
-    for i in range(len(words) - shingle + 1):
-        gram = " ".join(words[i : i + shingle]).encode("utf-8", "surrogatepass")
-        h = int.from_bytes(hashlib.blake2b(gram, digest_size=8).digest(), "big")
-        for bit in range(64):
-            weights[bit] += 1 if h >> bit & 1 else -1
-    value = sum(1 << bit for bit in range(64) if weights[bit] > 0)
+    grams = map(" ".join, zip(*(words[i:] for i in range(shingle)), strict=False))
+    encoded = map(str.encode, grams, repeat("utf-8"), repeat("surrogatepass"))
+    digests = b"".join(map(hashlib.blake2b.digest, map(_BLAKE2B_64, encoded)))
+    shingles = len(digests) // 8
+    value = 0
+    for byte in range(8):
+        column = digests[byte::8]
+        shift = 8 * (7 - byte)  # the first byte of a big-endian digest is the highest
+        for bit, table in enumerate(_BIT_TABLES):
+            if 2 * column.translate(table).count(1) > shingles:
+                value |= 1 << (shift + bit)
     return f"{value:016x}"
+
+
+_BLAKE2B_64 = partial(hashlib.blake2b, digest_size=8)
+_BIT_TABLES = tuple(bytes((v >> bit) & 1 for v in range(256)) for bit in range(8))
+"""For each bit of a byte: the table that maps a byte to that bit (0 or 1)."""
 
 
 def hamming(a: str, b: str) -> int:
@@ -114,6 +133,12 @@ class StoryCandidate:
     fetched_at: datetime
     title_key: str | None
     simhash: str | None
+    bits: int | None = field(init=False, repr=False, compare=False)
+    """``simhash`` as a number, read once: every new matched item is compared with
+    every candidate."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bits", None if self.simhash is None else int(self.simhash, 16))
 
 
 def find_story(keys: StoryKeys, candidates: Iterable[StoryCandidate], *, now: datetime,
@@ -122,12 +147,15 @@ def find_story(keys: StoryKeys, candidates: Iterable[StoryCandidate], *, now: da
     candidates fetched within ``window`` before ``now``; None for a new story. The
     earliest matching story wins, so a story keeps one id."""
     best: tuple[datetime, int] | None = None
+    since = now - window
+    title = keys.title_key
+    bits = None if keys.simhash is None else int(keys.simhash, 16)
     for c in candidates:
-        if c.fetched_at < now - window:
+        if c.fetched_at < since:
             continue
-        same = (keys.title_key is not None and keys.title_key == c.title_key) or (
-            keys.simhash is not None and c.simhash is not None
-            and hamming(keys.simhash, c.simhash) <= max_distance)
+        same = (title is not None and title == c.title_key) or (
+            bits is not None and c.bits is not None
+            and (bits ^ c.bits).bit_count() <= max_distance)
         if same:
             story = c.story_id if c.story_id is not None else c.item_id
             if best is None or (c.fetched_at, story) < best:

@@ -157,7 +157,19 @@ _CONTROLS_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff"
                           "\u202a-\u202e\u2066-\u2069]")
 
 
+_PRINTABLE_ASCII = bytes([0x09, 0x0A, *range(0x20, 0x7F)])
+"""What ``_CONTROLS_RE`` leaves of ASCII: tab, newline and the printable characters."""
+
+
 def _scrub(text: str) -> str:
+    # Most text has nothing to remove: ASCII is checked by deleting what is allowed from
+    # its bytes (C, one pass) and anything else by ``isprintable`` (every character the
+    # expression removes is unprintable), faster than letting the expression look.
+    if text.isascii():
+        if not text.encode("ascii").translate(None, _PRINTABLE_ASCII):
+            return text
+    elif text.isprintable():
+        return text
     return _CONTROLS_RE.sub("", text)
 
 
@@ -258,10 +270,13 @@ def _describe(exc: Any) -> str:
 
 
 def _entry(e: Any) -> Entry:
-    summary = _plain(e.get("summary", "") or "")
-    content = _plain("\n".join(c.get("value", "") for c in e.get("content", []) or []))
+    raw_summary = e.get("summary", "") or ""
+    raw_content = "\n".join(c.get("value", "") for c in e.get("content", []) or [])
+    summary = _plain(raw_summary)
+    # feedparser copies Atom content into summary: the same markup is read once
+    content = "" if raw_content == raw_summary else _plain(raw_content)
     if content == summary:
-        content = ""  # feedparser copies Atom content into summary
+        content = ""
     author = e.get("author") or ""
     return Entry(
         guid=_scrub(e.get("id") or "").strip() or None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -58,10 +58,15 @@ class PollReport:
     fetch_seconds: float = 0.0
 
 
-def document(entry: Entry, feed_title: str | None, link: str | None = None) -> Document:
-    """What the watchlists see of a new entry."""
-    return Document.of(title=entry.title, summary=entry.summary, content=entry.content,
-                       author=entry.author, feed=feed_title, url=link or entry.link)
+def document(entry: Entry, feed_title: str | None, link: str | None = None,
+             fields: Collection[str] | None = None) -> Document:
+    """What the watchlists see of a new entry; only ``fields`` when given (those the
+    matcher's rules look at: the others would be read for nothing)."""
+    texts = {"title": entry.title, "summary": entry.summary, "content": entry.content,
+             "author": entry.author, "feed": feed_title, "url": link or entry.link}
+    if fields is not None:
+        texts = {name: text for name, text in texts.items() if name in fields}
+    return Document.of(**texts)
 
 
 def stored_document(item: StoredItem) -> Document:
@@ -76,7 +81,7 @@ def match_entry(entry: Entry, feed_title: str | None, matcher: Matcher,
     """Every watchlist that matches the entry, with its snippet and the channels it goes
     to: those subscribed to the watchlist (or to every watchlist, ``"*"``) whose
     ``min_rules`` the match reaches."""
-    doc = document(entry, feed_title)
+    doc = document(entry, feed_title, fields=matcher.scanned)
     out = []
     for m in matcher.match(doc):
         routed = dict.fromkeys((*routes.get(m.watchlist, ()), *routes.get(EVERY, ())))

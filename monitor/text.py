@@ -137,11 +137,19 @@ class _TextExtractor(HTMLParser):
 # Runs of blanks other than a lone space (which stays as it is): matching every single
 # space made the substitution the costliest step of reading a feed.
 _SPACES_RE = re.compile(r" [ \t\r\f\v\u00a0]+|[\t\r\f\v\u00a0][ \t\r\f\v\u00a0]*")
-_LINES_RE = re.compile(r"\s*\n\s*")
+
+
+def _has_blank_run(text: str) -> bool:
+    """Whether ``_SPACES_RE`` has anything to replace: a space followed by a blank, or a
+    blank other than a space. Substring searches (C) answer in a fraction of the time
+    the expression takes to try every space of a text that has nothing to replace."""
+    return ("  " in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text
+            or "\u00a0" in text)
 
 
 def html_to_text(markup: str) -> str:
-    """Plain text of an HTML fragment: tags stripped, entities decoded, space collapsed."""
+    """Plain text of an HTML fragment: tags stripped, entities decoded, space collapsed
+    (a run of white space holding a line break becomes that line break)."""
     if "<" not in markup and "&" not in markup:
         text = markup
     else:
@@ -149,8 +157,11 @@ def html_to_text(markup: str) -> str:
         parser.feed(markup)
         parser.close()
         text = "".join(parser.parts)
-    text = _SPACES_RE.sub(" ", text)
-    return (_LINES_RE.sub("\n", text) if "\n" in text else text).strip()
+    if _has_blank_run(text):
+        text = _SPACES_RE.sub(" ", text)
+    if "\n" in text:  # each line stripped, empty ones dropped: ``\s*\n\s*`` -> ``\n``
+        return "\n".join(line for line in map(str.strip, text.split("\n")) if line)
+    return text.strip()
 
 
 # ``str.translate`` with a dict walks a non-ASCII text character by character in Python

@@ -20,7 +20,7 @@ from monitor.match import (
     compile_matcher,
     compile_watchlist,
 )
-from monitor.match.matcher import Literal, needs
+from monitor.match.matcher import Literal, needs, requirements
 from monitor.match.query import parse
 from monitor.match.watchlist import Watchlist
 
@@ -43,9 +43,9 @@ def random_rule(rng: random.Random, depth: int = 0) -> str:
         if shape < 0.25:
             return word[: max(2, len(word) - 2)] + "*"
         if shape < 0.35:
-            return f"{rng.choice(['title', 'content', 'summary'])}:{word}"
+            return f"{rng.choice(['title', 'content', 'summary', 'author', 'feed', 'url'])}:{word}"
         if shape < 0.45:
-            return "@actor"
+            return rng.choice(["@actor", "@actor", "feed:@actor"])
         return word
     if depth >= 2:
         return term()
@@ -69,7 +69,9 @@ ACTOR = ActorSpec("Khalifa Haftar", "actor", (AliasSpec("Hifter"), AliasSpec("LN
 def random_doc(rng: random.Random) -> Document:
     def text(n: int) -> str:
         return " ".join(rng.choice(VOCAB) for _ in range(n))
-    return Document.of(title=text(6), summary=text(rng.randint(0, 12)), content=text(40))
+    return Document.of(title=text(6), summary=text(rng.randint(0, 12)), content=text(40),
+                       author=text(rng.randint(0, 2)), feed=text(rng.randint(0, 3)),
+                       url=f"https://example.org/{'-'.join(text(3).split())}")
 
 
 def plain(watchlists: list[Watchlist], doc: Document) -> list[WatchlistMatch]:
@@ -134,6 +136,44 @@ def test_each_rule_needs_one_of_a_few_literals(rule: str, literals: set[Literal]
     wl = compile_watchlist(WatchlistSpec("t", (rule,), (
         ActorSpec("Hifter", "a", (AliasSpec("LNA", case_sensitive=True),)),)))
     assert needs(wl.rules[0].node, wl.actors) == literals
+
+
+L = Literal
+
+
+@pytest.mark.parametrize(("rule", "sets"), [
+    ("Tripoli AND NOT Lebanon", [{L("tripoli")}]),
+    ('("Berlin conference" OR Berlin NEAR/6 conference) AND (Liby* OR Tripoli)',
+     [{L("conference")}, {L("liby", prefix=True), L("tripoli")}]),
+    ("Haftar NEAR/3 (Tripoli AND Sirte)", [{L("haftar")}, {L("tripoli")}, {L("sirte")}]),
+    ("(Tripoli AND port) OR Libya", [{L("tripoli"), L("libya")}]),
+    ("Tripoli AND (Libya OR NOT Lebanon)", [{L("tripoli")}]),
+])
+def test_each_side_of_and_and_near_is_required(rule: str, sets: list[set[Literal]]) -> None:
+    wl = compile_watchlist(WatchlistSpec("t", (rule,)))
+    assert list(requirements(wl.rules[0].node, wl.actors)) == sets
+
+
+def test_a_common_word_on_one_side_of_and_does_not_select_the_rule() -> None:
+    rule = '("Berlin conference" OR Berlin NEAR/6 conference) AND (Liby* OR Tripoli)'
+    matcher = Matcher.of([compile_watchlist(WatchlistSpec("t", (rule, "press")))])
+    assert matcher.candidates(Document.of(title="A press conference in Berlin")) == {1}
+    doc = Document.of(title="Berlin conference", content="The Libyan delegation arrived.")
+    assert matcher.candidates(doc) == {0}
+    (m,) = matcher.match(doc)
+    assert [r.index for r in m.rules] == [0]
+
+
+def test_only_the_fields_some_rule_looks_at_are_scanned() -> None:
+    doc = Document.of(title="Nothing", feed="Tripoli Times", url="https://tripoli.example/")
+    plain = Matcher.of([compile_watchlist(WatchlistSpec("t", ("Tripoli",)))])
+    assert plain.scanned == ("content", "summary", "title")
+    assert plain.candidates(doc) == set() and plain.match(doc) == []
+    scoped = Matcher.of([compile_watchlist(WatchlistSpec("t", ("feed:Tripoli", "Tripoli")))])
+    assert scoped.scanned == ("content", "feed", "summary", "title")
+    assert scoped.candidates(doc) == {0, 1}
+    (m,) = scoped.match(doc)
+    assert [r.index for r in m.rules] == [0]
 
 
 def test_a_bad_watchlist_compiles_nothing() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 
 import pytest
 from hypothesis import assume, example, given, settings
@@ -12,8 +13,10 @@ from monitor.errors import QueryError
 from monitor.match import Document, Matcher, WatchlistSpec, compile_watchlist
 from monitor.match.engine import Span, _near, evaluate
 from monitor.match.query import Node, parse
+from monitor.parse import _CONTROLS_RE, _scrub
 from monitor.text import (
     WordOffsets,
+    _TextExtractor,
     cased_sequence,
     clean,
     fold,
@@ -70,6 +73,36 @@ def test_the_fast_readers_find_the_same_words_as_tokenize(text: str) -> None:
     assert joined_keys(cleaned) == " ".join(t.key for t in tokens)
     offsets = WordOffsets(cleaned)
     assert [offsets[i] for i in range(len(offsets))] == [(t.start, t.end) for t in tokens]
+
+
+# White space and controls in every form: what the blank and line collapsing and the
+# control scrub of feed text must treat exactly as their regular expressions do.
+SPACED = st.lists(st.sampled_from(
+    [*"ab \n\t\r\x0b\x0c\x00\x1b\x7f\x85\u00a0\u2028\u3000\u202e\u2066\ud800", "  ",
+     " \n ", "<p>", "&amp;", "é", "’"]), max_size=30).map("".join)
+
+
+def reference_html_to_text(markup: str) -> str:
+    """``html_to_text`` with its blanks and lines collapsed by regular expressions alone."""
+    parser = _TextExtractor()
+    parser.feed(markup)
+    parser.close()
+    text = re.sub(r" [ \t\r\f\v\u00a0]+|[\t\r\f\v\u00a0][ \t\r\f\v\u00a0]*", " ",
+                  "".join(parser.parts))
+    return re.sub(r"\s*\n\s*", "\n", text).strip()
+
+
+@given(st.one_of(SPACED, ANY_TEXT))
+@example(" a \n\u2028 \n b\x0b\x0b c \n")
+def test_html_to_text_collapses_space_as_its_regular_expressions_do(text: str) -> None:
+    assert html_to_text(text) == reference_html_to_text(text)
+
+
+@given(st.one_of(SPACED, ANY_TEXT))
+@example("tab\there, line\nthere")
+@example("\x7f\x9f\u202e")
+def test_the_control_scrub_removes_what_its_expression_finds(text: str) -> None:
+    assert _scrub(text) == _CONTROLS_RE.sub("", text)
 
 
 @given(ANY_TEXT)

@@ -85,6 +85,20 @@ def test_a_channel_on_every_watchlist_receives_one_made_later_once() -> None:
     assert m.channels == ("desk", "all")
 
 
+def test_rules_scoped_to_the_feed_link_and_author_see_those_fields() -> None:
+    """A new item's document holds only the fields the rules look at: the scoped ones
+    when a rule asks for them."""
+    wl = compile_watchlist(WatchlistSpec("scoped", (
+        "feed:Tripoli", "url:benghazi", "author:Sarraj", "Misrata")))
+    entry = Entry(None, "https://benghazi.example/a", "Port news", "", "", "Fayez Sarraj",
+                  None)
+    (m,) = match_entry(entry, "Tripoli Wire", Matcher.of([wl]), {"scoped": ("desk",)})
+    assert [r["index"] for r in m.rules] == [0, 1, 2]
+    assert {t["field"] for r in m.rules for t in r["terms"]} == {"feed", "url", "author"}
+    unscoped = compile_watchlist(WatchlistSpec("plain", ("Tripoli OR benghazi OR Sarraj",)))
+    assert match_entry(entry, "Tripoli Wire", Matcher.of([unscoped]), {}) == ()
+
+
 def test_digest_schedule_fires_in_the_channel_time_zone() -> None:
     trigger = digest_trigger("0 7 * * *", "Africa/Tripoli")
     fire = trigger.get_next_fire_time(None, NOW)

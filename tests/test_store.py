@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, event, inspect, text
 
 from monitor.errors import StoreError
 from monitor.store import FetchState, NewItem, NewMatch, Store, create, migrate, schema_status
@@ -201,6 +201,53 @@ def test_a_large_poll_is_stored_in_bulk_with_stories_merged_in_feed_order(
     stored = {i.title: i.id for i in store.items()}
     assert len(stored) == 600 and rows[0].story_id == stored["title k100"]
     assert stored["title k0"] < stored["title k100"] < stored["title k599"]
+
+
+def test_a_poll_costs_a_few_statements_however_many_items_and_matches(
+        store: Store, engine: Engine) -> None:
+    """Items, stories and matches are each written in one statement (in batches of
+    many rows), not one per row: the statements of a poll do not grow with its items."""
+    (feed,) = store.feeds()
+    items = [item(f"k{n}", "email" if n % 50 == 0 else "log") if n % 10 == 0 else
+             item(f"k{n}") for n in range(200)]
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        counts = store.record_poll(feed.id, ok(), items, [i.key for i in items])
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert (counts.new_items, counts.matches) == (200, 20)
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO ITEMS")]
+    matches = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO MATCHES")]
+    assert len(inserts) <= 2 and len(matches) == 1  # PostgreSQL may split a batch
+    assert len(statements) - counts.alerts < 15  # the outbox rows: one per alert
+
+
+def test_each_match_of_a_poll_keeps_its_item_watchlist_snippet_and_channels(
+        store: Store) -> None:
+    """The matches of a poll are written together: each lands on its own item, with its
+    watchlist, snippet and outbox rows, an item with two watchlists included."""
+    store.sync_watchlists({"libya": {"rules": ["Libya"]}, "oil": {"rules": ["oil"]}}, NOW)
+    (feed,) = store.feeds()
+    oil = NewMatch("oil", [{"index": 0, "rule": "oil", "terms": []}], "oil", [], ("log",))
+    libya = dataclasses.replace(item("k1", "email").matches[0], snippet="libya")
+    items = [item("k0"), dataclasses.replace(item("k1"), matches=(libya, oil)),
+             item("k2"), dataclasses.replace(item("k3"), matches=(oil,))]
+    counts = store.record_poll(feed.id, ok(), items, [i.key for i in items])
+    assert (counts.new_items, counts.matches, counts.alerts) == (4, 3, 3)
+    assert counts.by_watchlist == {"libya": 1, "oil": 2}
+    rows = store.alerts(["pending", "merged"])
+    assert sorted((a.title, a.watchlist, a.snippet, a.channel, a.status) for a in rows) == [
+        ("title k1", "libya", "libya", "email", "pending"),
+        ("title k1", "oil", "oil", "log", "pending"),
+        ("title k3", "oil", "oil", "log", "pending")]
+    stored = {i.title: i.id for i in store.items()}
+    assert {a.title: a.story_id for a in rows} == {"title k1": stored["title k1"],
+                                                   "title k3": stored["title k3"]}
 
 
 def test_stories_join_across_polls_and_feeds_within_the_window(store: Store) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 
 from conftest import Workspace
+from hypothesis import example, given
+from hypothesis import strategies as st
 from servers import FeedServer, rss
 
+from bench.corpus import item
 from monitor.dedup import (
     MAX_DISTANCE,
     StoryCandidate,
@@ -17,6 +21,7 @@ from monitor.dedup import (
     story_keys,
     title_key,
 )
+from monitor.text import clean, tokenize
 
 NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
 WIRE = ("Forces loyal to Khalifa Haftar shelled the southern suburbs of Tripoli on Sunday, "
@@ -38,6 +43,37 @@ def test_lightly_edited_copy_is_near_and_other_text_is_far() -> None:
                 "and the falling price of oil on world markets this quarter.")
     assert a and b and c
     assert hamming(a, b) <= MAX_DISTANCE < hamming(a, c)
+
+
+def reference_simhash(text: str, shingle: int = 3) -> str | None:
+    """The SimHash as first written, bit by bit in Python: the definition."""
+    words = [t.key for t in tokenize(clean(text))]
+    if len(words) < 8:
+        return None
+    weights = [0] * 64
+    for i in range(len(words) - shingle + 1):
+        gram = " ".join(words[i : i + shingle]).encode("utf-8", "surrogatepass")
+        h = int.from_bytes(hashlib.blake2b(gram, digest_size=8).digest(), "big")
+        for bit in range(64):
+            weights[bit] += 1 if h >> bit & 1 else -1
+    return f"{sum(1 << bit for bit in range(64) if weights[bit] > 0):016x}"
+
+
+WORDS = st.sampled_from(["Haftar", "Tripoli’s", "LNA", "said", "the", "ceasefire", "a",
+                         "طرابلس", "Sarraj", "\u00e9t\u00e9", "O'Brien", "x_y", "\ud800", "ǰ"])
+
+
+@given(st.lists(WORDS, max_size=60).map(" ".join), st.integers(1, 4))
+@example(WIRE, 3)
+def test_simhash_is_the_bit_by_bit_definition(text: str, shingle: int) -> None:
+    assert simhash(text, shingle) == reference_simhash(text, shingle)
+
+
+def test_simhash_of_the_bench_corpus_is_the_definition() -> None:
+    for n in range(200):
+        body = item(1, n % 7, n, 0.5)["body"]
+        assert simhash(body) == reference_simhash(body)
+    assert simhash(WIRE * 400) == reference_simhash(WIRE * 400)  # counts past one byte
 
 
 def test_find_story_joins_the_earliest_story_within_the_window() -> None:

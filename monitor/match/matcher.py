@@ -3,10 +3,14 @@
 A rule can only be true if one of a few words is in the item: ``Tripoli AND NOT
 Lebanon`` needs ``tripoli``; ``@haftar OR Sarraj`` needs an alias's word or
 ``sarraj``; ``a NEAR/5 b`` needs the rarer-looking of the two. ``needs`` computes that
-set of *literals* (a folded word, or a word prefix) for each rule, and one automaton
-holds the literals of every rule of every watchlist. For an item, the automaton scans
-each field's folded words once and names the candidate rules; only those are evaluated,
-with the same evaluator as ``Watchlist.match``, so the results are the same.
+set of *literals* (a folded word, or a word prefix) for each rule. ``requirements``
+goes further for ``AND`` and ``NEAR``: each side's set, all of which must occur
+(``"Berlin conference" AND (Liby* OR Tripoli)`` needs ``conference`` and one of
+``liby…``, ``tripoli``), so a common word on one side does not select the rule. One
+automaton holds the literals of every rule of every watchlist. For an item, the
+automaton scans its folded words once and names the candidate rules: those whose every
+set had a literal in the item. Only those are evaluated, with the same evaluator as
+``Watchlist.match``, so the results are the same.
 
 The automaton is ahocorasick_rs's, run on bytes: a field on the fast path
 (match/scan.py) is scanned as its Latin-1 bytes by an automaton of the literals that
@@ -18,13 +22,14 @@ literals that occur in it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import itemgetter
 
 import ahocorasick_rs
 
 from ..text import clitic_forms, key_of
-from .engine import Document
-from .query import ActorRef, And, Node, Not, Or, Term
+from .engine import DEFAULT_FIELDS, Document
+from .query import ActorRef, And, Near, Node, Not, Or, Term
 from .watchlist import (
     Rule,
     Watchlist,
@@ -35,7 +40,7 @@ from .watchlist import (
     compile_watchlist,
 )
 
-__all__ = ["Literal", "Matcher", "compile_matcher", "needs"]
+__all__ = ["Literal", "Matcher", "compile_matcher", "fields", "needs", "requirements"]
 
 
 @dataclass(frozen=True, order=True)
@@ -83,6 +88,41 @@ def needs(node: Node, actors: Mapping[str, tuple[Term, ...]]) -> frozenset[Liter
     return max(known, key=_rarity) if known else None
 
 
+def requirements(node: Node, actors: Mapping[str, tuple[Term, ...]]
+                 ) -> tuple[frozenset[Literal], ...]:
+    """Sets of literals each of which must have one occur for ``node`` to be true: the
+    sets of both sides of an ``AND`` or a ``NEAR``, ``needs`` for anything else; none
+    if nothing must occur."""
+    if isinstance(node, And):
+        parts: Iterable[Node] = node.operands
+    elif isinstance(node, Near):
+        parts = (node.left, node.right)
+    else:
+        one = needs(node, actors)
+        return () if one is None else (one,)
+    return tuple(dict.fromkeys(g for part in parts for g in requirements(part, actors)))
+
+
+_pattern = itemgetter(0)
+"""The key of an automaton hit, (key's index, start, end)."""
+
+
+def fields(node: Node, actors: Mapping[str, tuple[Term, ...]],
+           scope: str | None = None) -> frozenset[str]:
+    """The fields ``node`` can look at: a term's own field or its actor's, else
+    ``DEFAULT_FIELDS``."""
+    if isinstance(node, Term):
+        where = node.field or scope
+        return frozenset((where,) if where else DEFAULT_FIELDS)
+    if isinstance(node, ActorRef):
+        return frozenset().union(*(fields(t, actors, node.field or scope)
+                                   for t in actors[node.slug]))
+    if isinstance(node, Not):
+        return fields(node.operand, actors, scope)
+    parts = node.operands if isinstance(node, (And, Or)) else (node.left, node.right)
+    return frozenset().union(*(fields(p, actors, scope) for p in parts))
+
+
 @dataclass(frozen=True, eq=False)
 class Matcher:
     """Every watchlist's rules behind one prefilter. Build with ``Matcher.of``."""
@@ -96,41 +136,74 @@ class Matcher:
     """The literals Latin-1 can spell, for the fields on the fast path."""
     utf8: _Scanner | None
     """Every literal, for the other fields."""
+    selects: tuple[tuple[tuple[int, ...], tuple[tuple[int, int], ...]], ...] = ()
+    """Per literal: the rules it selects alone, and the (rule, set) pairs of the rules
+    that need several sets (candidates once each of their sets had a literal)."""
+    sets: Mapping[int, int] = field(default_factory=dict)
+    """How many sets of literals a rule that needs several must see."""
+    scanned: tuple[str, ...] = DEFAULT_FIELDS
+    """The fields some rule looks at: the only ones the prefilter scans (a literal in
+    the link or the feed's title selects nothing unless a rule looks there)."""
 
     @classmethod
     def of(cls, watchlists: Sequence[Watchlist]) -> Matcher:
         rules: list[tuple[int, Rule]] = []
-        selects: dict[Literal, list[int]] = {}
+        selects: dict[Literal, tuple[list[int], list[tuple[int, int]]]] = {}
         always: set[int] = set()
+        sets: dict[int, int] = {}
+        scanned: set[str] = set()
         for w, wl in enumerate(watchlists):
             for rule in wl.rules:
                 rule_id = len(rules)
                 rules.append((w, rule))
-                lits = needs(rule.node, wl.actors)
-                if lits is None:
+                scanned |= fields(rule.node, wl.actors)
+                required = requirements(rule.node, wl.actors)
+                if not required:
                     always.add(rule_id)
                     continue
-                for lit in lits:
-                    selects.setdefault(lit, []).append(rule_id)
-        # Keys are scanned as " key1 key2 … ": a word is " key ", a prefix " key".
-        keys = {(f" {lit.key}" if lit.prefix else f" {lit.key} "): tuple(ids)
-                for lit, ids in selects.items()}
-        latin1 = {k.encode("latin-1"): ids for k, ids in keys.items() if _latin1(k)}
-        utf8 = {k.encode("utf-8"): ids for k, ids in keys.items()}
+                if len(required) > 1:
+                    sets[rule_id] = len(required)
+                for n, lits in enumerate(required):
+                    for lit in lits:
+                        alone, several = selects.setdefault(lit, ([], []))
+                        if len(required) == 1:
+                            alone.append(rule_id)
+                        else:
+                            several.append((rule_id, n))
+        # Keys are scanned as " key1 key2 … ": a word is " key ", a prefix " key";
+        # each names its literal's position in ``selects``.
+        keys = [(f" {lit.key}" if lit.prefix else f" {lit.key} ", n)
+                for n, lit in enumerate(selects)]
+        latin1 = {k.encode("latin-1"): n for k, n in keys if _latin1(k)}
+        utf8 = {k.encode("utf-8"): n for k, n in keys}
         return cls(tuple(watchlists), tuple(rules), frozenset(always),
-                   _Scanner.of(latin1), _Scanner.of(utf8))
+                   _Scanner.of(latin1), _Scanner.of(utf8),
+                   tuple((tuple(alone), tuple(several)) for alone, several in selects.values()),
+                   sets, tuple(sorted(scanned)))
 
     def candidates(self, doc: Document) -> set[int]:
         """Ids of the rules that may match ``doc`` (a superset of those that do)."""
         found = set(self.always)
-        for ft in doc.fields.values():  # a literal is one word: it never spans two fields
+        if not doc.fields:
+            return found
+        present: set[int] = set()  # each literal once, however often it occurs
+        for name in self.scanned:  # a literal is one word: it never spans two fields
+            ft = doc.fields.get(name)
+            if ft is None:
+                continue
             latin1, data = ft.padded_bytes
             scanner = self.latin1 if latin1 else self.utf8
             if scanner is not None:
-                ids = scanner.ids
-                for index, _start, _end in scanner.automaton.find_matches_as_indexes(
-                        data, overlapping=True):
-                    found.update(ids[index])
+                hits = scanner.automaton.find_matches_as_indexes(data, overlapping=True)
+                present.update(map(scanner.literals.__getitem__, map(_pattern, hits)))
+        seen: dict[int, set[int]] = {}
+        for lit in present:
+            alone, several = self.selects[lit]
+            found.update(alone)
+            for rule_id, n in several:
+                seen.setdefault(rule_id, set()).add(n)
+        found.update(rule_id for rule_id, hit in seen.items()
+                     if len(hit) == self.sets[rule_id])
         return found
 
     def match(self, doc: Document) -> list[WatchlistMatch]:
@@ -158,14 +231,14 @@ def _latin1(key: str) -> bool:
 
 @dataclass(frozen=True)
 class _Scanner:
-    """An automaton of byte keys, and the rules each key selects (by its index)."""
+    """An automaton of byte keys, and the literal each key stands for (by its index)."""
 
     automaton: ahocorasick_rs.BytesAhoCorasick
-    ids: tuple[tuple[int, ...], ...]
+    literals: tuple[int, ...]
     keys: tuple[bytes, ...]
 
     @classmethod
-    def of(cls, keys: Mapping[bytes, tuple[int, ...]]) -> _Scanner | None:
+    def of(cls, keys: Mapping[bytes, int]) -> _Scanner | None:
         if not keys:
             return None
         # Standard semantics: with overlapping=True every key found, even inside another.
@@ -176,7 +249,7 @@ class _Scanner:
     def __reduce__(self) -> tuple[object, ...]:
         """Pickled as its keys (the automaton itself cannot be): a matcher can be sent
         to another process."""
-        return _Scanner.of, (dict(zip(self.keys, self.ids, strict=True)),)
+        return _Scanner.of, (dict(zip(self.keys, self.literals, strict=True)),)
 
 
 def compile_matcher(specs: Sequence[WatchlistSpec]) -> Matcher:

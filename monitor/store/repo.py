@@ -20,7 +20,7 @@ from ..errors import StoreError
 from . import cluster, housekeeping
 from .catalog import AuditEntry, CatalogStore, Edit
 from .housekeeping import Pruned, StoreStats
-from .items import forget_stories, write_items
+from .items import KNOWN_KEYS, forget_stories, write_items
 from .models import Feed, Item, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
 from .states import FetchState, StateWrite, apply_state, record_states
@@ -233,11 +233,10 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
         """Which of ``keys`` the feed already has."""
         found: set[str] = set()
         try:
-            with self._session() as s:
+            with self.engine.connect() as conn:
                 for i in range(0, len(keys), 500):
-                    chunk = keys[i : i + 500]
-                    found.update(s.scalars(select(Item.key).where(Item.feed_id == feed_id,
-                                                                  Item.key.in_(chunk))))
+                    found.update(conn.execute(KNOWN_KEYS, {"b_feed_id": feed_id,
+                                                           "b_keys": keys[i : i + 500]}).scalars())
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read the items of feed {feed_id}: {exc}") from exc
         return found
