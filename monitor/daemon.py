@@ -318,7 +318,7 @@ async def send_health_notices(app: App) -> int:
         return 0
     now = app.clock()
     sent = 0
-    feeds = app.store.feeds(counts=False)  # every minute: no count of their items
+    feeds = app.store.health_feeds()  # every minute: only the failing and the recovered
     for notice in health_notices(feeds, now, alerts.feed_failing_after):
         error = await send(channel, Message(notice.title, notice.body))
         if error is not None:

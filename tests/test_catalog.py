@@ -16,7 +16,7 @@ from monitor.config import parse_watchlists
 from monitor.daemon import spec_of
 from monitor.errors import ConfigError, NotFound
 from monitor.opml import parse_opml
-from monitor.store import Store
+from monitor.store import Edit, Store
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -312,3 +312,27 @@ def test_two_workers_seeding_the_same_change_at_once_both_succeed(catalog: Catal
     second.watchlists = then_the_first_worker_seeds  # type: ignore[method-assign]
     second.seed(libya_only, [])
     assert [w["name"] for w in catalog.watchlists()] == ["libya"] and catalog.feeds() == []
+
+
+def test_a_large_edit_is_applied_in_chunks_and_still_all_or_nothing(engine: Engine) -> None:
+    """``apply_edits`` flushes and lets go of its rows every few hundred edits (a seed
+    of 10,000 feeds held them all): an edit of a feed added chunks earlier still sees
+    it, and an edit refused in the last chunk undoes the first ones."""
+    store = Store(engine)
+    urls = [f"http://feeds.example/{n}" for n in range(1100)]
+    puts = [Edit("feed", "put", u, {"title": None, "interval": 900}) for u in urls]
+    later = [Edit("feed", "pause", urls[0]), Edit("feed", "put", urls[1],
+                                                   {"title": "Renamed", "interval": 600})]
+    with pytest.raises(NotFound):
+        store.apply_edits([*puts, *later, Edit("feed", "delete", "http://absent.example/")],
+                          NOW, "test")
+    assert store.catalog_feeds(counts=False) == []
+    entries = store.apply_edits([*puts, *later], NOW, "test")
+    assert [(e.action, e.target) for e in entries[-3:]] == [
+        ("create", urls[-1]), ("pause", urls[0]), ("update", urls[1])]
+    assert entries[-1].before == {"url": urls[1], "title": None, "interval": 900,
+                                  "active": True}
+    rows = {f.url: f for f in store.catalog_feeds(counts=False)}
+    assert len(rows) == 1100 and len(store.audit(limit=2000)) == 1102
+    assert not rows[urls[0]].active
+    assert (rows[urls[1]].title, rows[urls[1]].interval) == ("Renamed", timedelta(minutes=10))

@@ -8,9 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import Workspace
 from servers import FeedServer, rss
+from sqlalchemy import Engine
 
 from monitor.config import load_config
 from monitor.daemon import build, run_once
+from monitor.feed_health import health_notices
+from monitor.store import FetchState, StateWrite, Store
 
 T0 = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
 
@@ -53,3 +56,27 @@ def test_the_admin_channel_must_exist(workspace: Workspace) -> None:
     assert result.code == 1
     assert ("monitor.toml: alerts.admin_channel: no channel named 'ops' (define it with "
             "[[channel]])") in result.err
+
+
+def test_the_health_check_reads_only_the_feeds_that_may_need_a_notice(engine: Engine) -> None:
+    """Every minute the daemon reads ``Store.health_feeds``, not every feed: the same
+    notices as from all of them, on both backends."""
+    store = Store(engine)
+    store.sync_feeds([(f"http://feeds.example/{n}", None, timedelta(minutes=15))
+                      for n in range(6)], T0 - timedelta(days=1))
+    ids = [f.id for f in store.feeds()]
+    ok = FetchState(T0, T0 + timedelta(minutes=15), True, 304)
+    failed = FetchState(T0, T0 + timedelta(minutes=15), False, 503, error="HTTP 503")
+    # 0: new; 1: fine; 2: failing; 3: failing, alerted; 4: alerted, recovered; 5: paused
+    store.record_states([StateWrite(ids[1], ok), StateWrite(ids[2], failed),
+                         StateWrite(ids[3], failed), StateWrite(ids[4], ok),
+                         StateWrite(ids[5], failed)])
+    store.set_health_alerted(ids[3], T0)
+    store.set_health_alerted(ids[4], T0)
+    store.sync_feeds([(f"http://feeds.example/{n}", None, timedelta(minutes=15))
+                      for n in range(5)], T0)
+    assert [f.id for f in store.health_feeds()] == [ids[2], ids[4]]
+    later = T0 + timedelta(days=2)
+    expected = health_notices(store.feeds(counts=False), later, timedelta(hours=6))
+    assert [(n.feed_id, n.failing) for n in expected] == [(ids[2], True), (ids[4], False)]
+    assert health_notices(store.health_feeds(), later, timedelta(hours=6)) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -138,3 +139,21 @@ def test_cache_hints_and_ttl_push_the_next_check(store: Store, feed_server: Feed
     feed_server.serve("/ttl", body, **{"Cache-Control": "max-age=7200"})
     run(store, only(store), NOW)
     assert only(store).next_check_at == NOW + timedelta(hours=2)
+
+
+def test_an_unchanged_feed_is_logged_at_debug_only(
+        store: Store, feed_server: FeedServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A round of 10,000 feeds is 10,000 304s: not 10,000 lines at INFO."""
+    url = feed_server.serve("/f", rss({"title": "one", "guid": "1"}))
+    feed = prepare(store, url)
+    with caplog.at_level(logging.INFO, logger="monitor.poll"):
+        run(store, feed, NOW)
+        feed_server.serve("/f", "", status=304)
+        run(store, only(store), NOW + timedelta(minutes=5))
+    assert [r.getMessage() for r in caplog.records if r.name == "monitor.poll"] == [
+        f"polled {url}: 200, 1 new items, 0 matches"]
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="monitor.poll"):
+        run(store, only(store), NOW + timedelta(minutes=10))
+    assert [r.getMessage() for r in caplog.records if r.name == "monitor.poll"] == [
+        f"polled {url}: 304, 0 new items, 0 matches"]

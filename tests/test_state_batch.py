@@ -4,6 +4,7 @@ round of 304s costs a batch or two, not one transaction per feed."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,8 @@ from monitor.errors import StoreError
 from monitor.fetch import Fetcher
 from monitor.poll import Poller
 from monitor.store import FetchState, NewItem, StateWrite, Store, create, migrate
-from monitor.store.models import Item
+from monitor.store.models import Feed, Item
+from monitor.store.states import SEEN_SLACK
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 FEEDS = 20
@@ -154,3 +156,97 @@ def test_a_batch_failing_unexpectedly_fails_its_polls_instead_of_hanging_them(
     assert len(results) == 4
     assert all(not ok and error and error.startswith("database: ") and "RuntimeError" in error
                for ok, error in results), results
+
+
+STARTS = [  # (title, fetch_url, gone, consecutive_failures, etag)
+    (None, None, False, 0, None),
+    ("", "http://moved.example/feed", True, 2, '"old"'),
+    ("Kept", None, False, 3, '"old"'),
+]
+STATES = [  # (ok, status, etag, last_modified, title, error, moved_to: url|other|fetch_url)
+    (True, 304, '"e"', None, None, None, None),
+    (True, 304, None, None, None, None, None),  # no validators: the old ones stay
+    (True, 200, None, None, "Title", None, None),
+    (True, 200, None, "Tue, 24 Nov 2026 10:00:00 GMT", "Title", None, "other"),
+    (True, 200, '"e"', None, None, None, "url"),
+    (False, 503, None, None, None, "HTTP 503", None),
+    (False, 410, None, None, None, "HTTP 410", "fetch_url"),
+    (False, None, None, None, None, "timed out", "other"),
+]
+
+
+def test_batched_states_follow_the_rules_of_a_poll_with_items(engine: Engine) -> None:
+    """``record_states`` computes each feed's new state in SQL; ``record_poll`` applies
+    it to the ORM row (``apply_state``): from every start, every outcome ends the same."""
+    store = Store(engine)
+    cases = [(start, st) for start in STARTS for st in STATES]
+    store.sync_feeds([(f"http://feeds.example/{side}{n}", None, timedelta(minutes=15))
+                      for n in range(len(cases)) for side in "ab"], NOW)
+    ids = {f.url: f.id for f in store.feeds()}
+    feeds = Feed.__table__
+    with engine.begin() as conn:
+        for n, ((title, fetch_url, gone, failures, etag), _) in enumerate(cases):
+            for side in "ab":
+                conn.execute(feeds.update().where(feeds.c.id == ids[f"http://feeds.example/{side}{n}"])
+                             .values(title=title, fetch_url=fetch_url, etag=etag,
+                                     gone_at=NOW - timedelta(days=1) if gone else None,
+                                     consecutive_failures=failures, last_success_at=NOW
+                                     - timedelta(days=2), last_modified="old"))
+    writes = []
+    for n, ((_, fetch_url, *_rest), (ok_, status, etag, modified, title, error, moved)) in \
+            enumerate(cases):
+        for side in "ab":
+            url = f"http://feeds.example/{side}{n}"
+            moved_to = {None: None, "url": url, "other": "http://elsewhere.example/x",
+                        "fetch_url": fetch_url}[moved]
+            state = FetchState(NOW, NOW + timedelta(hours=1), ok_, status, error=error,
+                               etag=etag, last_modified=modified, title=title,
+                               moved_to=moved_to)
+            if side == "a":
+                store.record_poll(ids[url], state, [])
+            else:
+                writes.append(StateWrite(ids[url], state))
+    assert store.record_states(writes) == [None] * len(writes)
+    rows = {f.url: f for f in store.feeds()}
+    for n in range(len(cases)):
+        a, b = rows[f"http://feeds.example/a{n}"], rows[f"http://feeds.example/b{n}"]
+        assert dataclasses.replace(b, id=a.id, url=a.url) == a, cases[n]
+
+
+def test_one_feed_twice_in_a_batch_gets_both_polls_in_order(engine: Engine) -> None:
+    store = Store(engine)
+    store.sync_feeds([("http://feeds.example/1", None, timedelta(minutes=15))], NOW)
+    (feed,) = store.feeds()
+    failed = FetchState(NOW, NOW + timedelta(hours=1), False, 503, error="HTTP 503")
+    later = NOW + timedelta(minutes=1)
+    assert store.record_states([StateWrite(feed.id, failed),
+                                StateWrite(feed.id, dataclasses.replace(failed, checked_at=later))
+                                ]) == [None, None]
+    (row,) = store.feeds()
+    assert (row.consecutive_failures, row.last_checked_at) == (2, later)
+
+
+def test_a_304_moves_the_last_seen_time_of_the_served_items_once_an_hour(
+        engine: Engine) -> None:
+    """Retention counts from ``last_seen_at``; rewriting a feed's items at every 304
+    cost more than the rest of the poll, so a 304 moves it only once it is an hour old
+    (``SEEN_SLACK``): both ways of writing a poll, on both backends."""
+    store = Store(engine)
+    store.sync_feeds([(f"http://feeds.example/{i}", None, timedelta(minutes=15))
+                      for i in range(2)], NOW)
+    a, b = (f.id for f in store.feeds())
+    for feed_id, key in ((a, "a"), (b, "b")):
+        store.record_poll(feed_id, ok(NOW, 200), [NewItem(key, None, None, "t", "", "", "",
+                                                          None)], [key])
+
+    def seen() -> dict[str, datetime]:
+        with store._session() as s:
+            return {k: t for k, t in s.execute(select(Item.key, Item.last_seen_at))}
+
+    soon, later = NOW + SEEN_SLACK - timedelta(minutes=1), NOW + SEEN_SLACK
+    store.record_states([StateWrite(a, ok(soon))])
+    store.record_poll(b, ok(soon), [])
+    assert seen() == {"a": NOW, "b": NOW}
+    store.record_states([StateWrite(a, ok(later))])
+    store.record_poll(b, ok(later), [])
+    assert seen() == {"a": later, "b": later}

@@ -25,6 +25,9 @@ from .models import Audit, Feed, SharedConfig, Subscription, Watchlist
 
 __all__ = ["AuditEntry", "CatalogStore", "Edit"]
 
+_CHUNK = 500
+"""Edits applied (and flushed) at a time within ``apply_edits``' one transaction."""
+
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -86,17 +89,24 @@ class CatalogStore:
         try:
             with Session(self.engine, expire_on_commit=False) as s, s.begin():
                 cluster.serialize(s, "catalog")
-                rows = _prefetch(s, edits)
-                entries = []
-                for i, e in enumerate(edits):
-                    entries.append(_apply(s, rows, e, now))
-                    if progress is not None and (i % 50 == 49 or i == len(edits) - 1):
-                        progress(i + 1, len(edits))
-                audit = [Audit(at=now, actor=actor, action=a, kind=e.kind, target=e.target,
-                               before=b, after=af) for e, (a, b, af) in zip(edits, entries,
-                                                                           strict=True)]
-                s.add_all(audit)
-                s.flush()
+                entries: list[AuditEntry] = []
+                for start in range(0, len(edits), _CHUNK):
+                    chunk = edits[start : start + _CHUNK]
+                    rows = _prefetch(s, chunk)
+                    changes = []
+                    for i, e in enumerate(chunk, start):
+                        changes.append(_apply(s, rows, e, now))
+                        if progress is not None and (i % 50 == 49 or i == len(edits) - 1):
+                            progress(i + 1, len(edits))
+                    audit = [Audit(at=now, actor=actor, action=a, kind=e.kind,
+                                   target=e.target, before=b, after=af)
+                             for e, (a, b, af) in zip(chunk, changes, strict=True)]
+                    s.add_all(audit)
+                    s.flush()
+                    entries += [_entry(r) for r in audit]
+                    # written (not committed): a seed of 10,000 feeds must not hold 20,000
+                    # ORM objects to the end; a later chunk reads its rows again
+                    s.expunge_all()
                 if publish is not None and any(e.kind == "watchlist" for e in edits):
                     name, publisher, by = publish
                     defs = [w.definition for w in s.scalars(
@@ -105,7 +115,7 @@ class CatalogStore:
                     _share(s, name, publisher(defs), now, by)
                 if remember is not None:
                     _share(s, remember[0], remember[1], now, actor)
-                return [_entry(r) for r in audit]
+                return entries
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the edit: {type(exc).__name__}: {exc}") from exc
 

@@ -16,12 +16,22 @@ import hashlib
 import json
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Connection, Engine, create_engine, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    create_engine,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -39,10 +49,12 @@ def is_postgres(engine: Engine) -> bool:
 
 
 def claim_feeds(engine: Engine, owner: str, now: datetime, lease: timedelta,
-                limit: int, *, unchecked_since: datetime | None = None) -> list[int]:
+                limit: int, *, unchecked_since: datetime | None = None,
+                columns: Sequence[ColumnElement[Any]] = ()) -> list[Row[Any]]:
     """Claim up to ``limit`` due feeds for ``owner`` until ``now + lease``: active, due,
-    and not under another worker's unexpired lease. Returns their ids, most overdue
-    first. A worker that dies leaves leases that expire; another then takes the feed.
+    and not under another worker's unexpired lease. Returns their rows, most overdue
+    first: the feed's id, then ``columns`` as they were read under the claim. A worker
+    that dies leaves leases that expire; another then takes the feed.
 
     With ``unchecked_since`` (``run --once``), every active feed not checked since
     then is claimed, due or not."""
@@ -53,18 +65,18 @@ def claim_feeds(engine: Engine, owner: str, now: datetime, lease: timedelta,
     else:
         which = or_(Feed.last_checked_at.is_(None), Feed.last_checked_at < unchecked_since)
     try:
-        with Session(engine) as s, s.begin():
-            ids = list(s.scalars(
-                select(Feed.id)
+        with engine.begin() as conn:
+            rows = list(conn.execute(
+                select(Feed.id, *columns)
                 .where(Feed.active.is_(True), which,
                        or_(Feed.lease_until.is_(None), Feed.lease_until <= now))
                 .order_by(Feed.next_check_at, Feed.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)))
-            if ids:
-                s.execute(update(Feed).where(Feed.id.in_(ids))
-                          .values(lease_owner=owner, lease_until=now + lease))
-            return ids
+            if rows:
+                conn.execute(update(Feed).where(Feed.id.in_([r[0] for r in rows]))
+                             .values(lease_owner=owner, lease_until=now + lease))
+            return rows
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot claim due feeds: {type(exc).__name__}: {exc}") from exc
 

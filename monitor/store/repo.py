@@ -11,9 +11,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Table, and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
@@ -23,7 +23,7 @@ from .housekeeping import Pruned, StoreStats
 from .items import KNOWN_KEYS, forget_stories, write_items
 from .models import Feed, Item, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
-from .states import FetchState, StateWrite, apply_state, record_states
+from .states import SEEN_SLACK, FetchState, StateWrite, apply_state, record_states
 from .subscriptions import SubscriptionRow, SubscriptionStore
 
 __all__ = [
@@ -171,37 +171,40 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
     def feeds(self, *, active_only: bool = True, counts: bool = True) -> list[FeedRow]:
         """The feeds, by URL. ``counts`` fills ``FeedRow.items``, which reads every item:
         for listings, not for the daemon's own rounds."""
-        with self._session() as s:
-            if counts:
-                query = select(Feed, func.count(Item.id)).outerjoin(Item).group_by(Feed.id)
-                if active_only:
-                    query = query.where(Feed.active.is_(True))
-                return [_feed_row(f, n) for f, n in s.execute(query.order_by(Feed.url))]
-            plain = select(Feed)
-            if active_only:
-                plain = plain.where(Feed.active.is_(True))
-            return [_feed_row(f) for f in s.scalars(plain.order_by(Feed.url))]
+        return self._feed_rows(_FEEDS.c.active.is_(True) if active_only else None,
+                               counts=counts)
 
     def catalog_feeds(self, *, counts: bool = True) -> list[FeedRow]:
         """Every feed not removed, paused ones included, by URL; ``counts`` fills
         ``FeedRow.items`` (reading every item: for listings)."""
-        with self._session() as s:
-            if not counts:
-                return [_feed_row(f) for f in s.scalars(
-                    select(Feed).where(Feed.removed_at.is_(None)).order_by(Feed.url))]
-            query = (select(Feed, func.count(Item.id)).outerjoin(Item).group_by(Feed.id)
-                     .where(Feed.removed_at.is_(None)).order_by(Feed.url))
-            return [_feed_row(f, n) for f, n in s.execute(query)]
+        return self._feed_rows(_FEEDS.c.removed_at.is_(None), counts=counts)
+
+    def health_feeds(self) -> list[FeedRow]:
+        """The active feeds whose health may call for a notice (``feed_health``): failing
+        and not yet alerted, or alerted and succeeding since. Few, unlike ``feeds``: the
+        daemon asks every minute."""
+        c = _FEEDS.c
+        return self._feed_rows(and_(c.active.is_(True), or_(
+            and_(c.health_alerted_at.is_(None), c.consecutive_failures > 0),
+            and_(c.health_alerted_at.is_not(None), c.consecutive_failures == 0))),
+            counts=False)
+
+    def _feed_rows(self, where: ColumnElement[bool] | None, *, counts: bool) -> list[FeedRow]:
+        query = select(*_FEED_COLUMNS)
+        if counts:
+            query = (select(*_FEED_COLUMNS, func.count(_ITEMS.c.id))
+                     .select_from(_FEEDS.outerjoin(_ITEMS)).group_by(_FEEDS.c.id))
+        if where is not None:
+            query = query.where(where)
+        with self.engine.connect() as conn:
+            return [_feed_row(r) for r in conn.execute(query.order_by(_FEEDS.c.url))]
 
     def due_feeds(self, now: datetime, limit: int) -> list[FeedRow]:
-        with self._session() as s:
-            query = (
-                select(Feed)
-                .where(Feed.active.is_(True), Feed.next_check_at <= now)
-                .order_by(Feed.next_check_at)
-                .limit(limit)
-            )
-            return [_feed_row(f) for f in s.scalars(query)]
+        query = (select(*_FEED_COLUMNS)
+                 .where(_FEEDS.c.active.is_(True), _FEEDS.c.next_check_at <= now)
+                 .order_by(_FEEDS.c.next_check_at).limit(limit))
+        with self.engine.connect() as conn:
+            return [_feed_row(r) for r in conn.execute(query)]
 
     @property
     def several_workers(self) -> bool:
@@ -214,13 +217,9 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
         """Claim due feeds for ``owner`` under a lease (``cluster.claim_feeds``): with
         several workers on PostgreSQL each gets its own, none waits for another. With
         ``unchecked_since``: the feeds not checked since then, due or not."""
-        ids = cluster.claim_feeds(self.engine, owner, now, lease, limit,
-                                  unchecked_since=unchecked_since)
-        if not ids:
-            return []
-        with self._session() as s:
-            rows = {f.id: _feed_row(f) for f in s.scalars(select(Feed).where(Feed.id.in_(ids)))}
-        return [rows[i] for i in ids if i in rows]
+        return [_feed_row(r) for r in cluster.claim_feeds(
+            self.engine, owner, now, lease, limit, unchecked_since=unchecked_since,
+            columns=_FEED_COLUMNS[1:])]
 
     def release_feeds(self, owner: str, ids: list[int]) -> None:
         cluster.release_feeds(self.engine, owner, ids)
@@ -272,7 +271,8 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
                     last = (select(func.max(Item.last_seen_at))
                             .where(Item.feed_id == feed_id).scalar_subquery())
                     s.execute(update(Item)
-                              .where(Item.feed_id == feed_id, Item.last_seen_at == last)
+                              .where(Item.feed_id == feed_id, Item.last_seen_at == last,
+                                     Item.last_seen_at <= state.checked_at - SEEN_SLACK)
                               .values(last_seen_at=state.checked_at))
                 write_items(s, feed_id, items, seen, state.checked_at, story_window, counts)
         except SQLAlchemyError as exc:
@@ -312,9 +312,9 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
         return counts
 
     def feed(self, feed_id: int) -> FeedRow | None:
-        with self._session() as s:
-            found = s.get(Feed, feed_id)
-            return None if found is None else _feed_row(found)
+        with self.engine.connect() as conn:
+            found = conn.execute(select(*_FEED_COLUMNS).where(_FEEDS.c.id == feed_id)).first()
+        return None if found is None else _feed_row(found)
 
     # ------------------------------------------------------------ operations
 
@@ -390,13 +390,16 @@ def _stored_item(i: Item, f: Feed) -> StoredItem:
     )
 
 
-def _feed_row(f: Feed, items: int = 0) -> FeedRow:
-    return FeedRow(
-        id=f.id, url=f.url, title=f.title, interval=timedelta(seconds=f.interval_seconds),
-        active=f.active, etag=f.etag, last_modified=f.last_modified,
-        last_checked_at=f.last_checked_at, last_success_at=f.last_success_at,
-        next_check_at=f.next_check_at, last_status=f.last_status, last_error=f.last_error,
-        consecutive_failures=f.consecutive_failures, fetch_url=f.fetch_url,
-        gone_at=f.gone_at, health_alerted_at=f.health_alerted_at, created_at=f.created_at,
-        items=items,
-    )
+_FEEDS = cast(Table, Feed.__table__)
+_ITEMS = cast(Table, Item.__table__)
+_FEED_COLUMNS = tuple(_FEEDS.c[name] for name in (
+    "id", "url", "title", "interval_seconds", "active", "etag", "last_modified",
+    "last_checked_at", "last_success_at", "next_check_at", "last_status", "last_error",
+    "consecutive_failures", "fetch_url", "gone_at", "health_alerted_at", "created_at"))
+"""A ``FeedRow``'s columns in its fields' order (``interval`` in seconds): feeds are
+read as plain rows, not ORM objects, which a poll round of thousands would build."""
+
+
+def _feed_row(r: Sequence[Any]) -> FeedRow:
+    """A row of ``_FEED_COLUMNS``, and optionally its count of items."""
+    return FeedRow(r[0], r[1], r[2], timedelta(seconds=r[3]), *r[4:])

@@ -5,16 +5,41 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import (
+    Boolean,
+    Engine,
+    Integer,
+    String,
+    Table,
+    Text,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, aliased
 
 from ..errors import StoreError
-from .models import Feed, Item
+from .models import Feed, Item, UTCDateTime
 
 __all__ = ["FetchState", "StateWrite", "apply_state", "record_states"]
+
+_CHUNK = 500
+"""Ids per ``IN (…)``: well under SQLite's and PostgreSQL's parameter limits."""
+SEEN_SLACK = timedelta(hours=1)
+"""A 304 moves the ``last_seen_at`` of the feed's last response's items (retention counts
+from it) only once it is this old: a feed polled every 15 minutes rewrites its items
+once an hour, not at every poll. Retention then counts from up to an hour before the
+last 304: it can reach an item its feed still serves only if it is shorter than an hour
+plus the feed's interval (it is 30 days by default)."""
 
 
 @dataclass(frozen=True)
@@ -43,49 +68,119 @@ class StateWrite:
     owner: str | None = None
 
 
+_FEEDS = cast(Table, Feed.__table__)
+_ITEMS = cast(Table, Item.__table__)
+
+
+def _state_update(owned: bool) -> Update:
+    """One poll's state as an UPDATE of its feed row, for ``executemany``: each new
+    value is computed by the database from the row's own (``apply_state``'s rules), so
+    nothing read before the write can be stale, and a feed twice in one batch gets both
+    of its polls in order. ``owned``: only while the poll's worker holds the claim,
+    which the write ends."""
+    c = _FEEDS.c
+    ok = bindparam("s_ok", type_=Boolean())
+    checked = bindparam("s_checked", type_=UTCDateTime())
+    moved = bindparam("s_moved", type_=Text())
+    validators = bindparam("s_validators", type_=Boolean())
+    values: dict[str, Any] = {
+        "last_checked_at": checked,
+        "next_check_at": bindparam("s_next", type_=UTCDateTime()),
+        "last_status": bindparam("s_status", type_=Integer()),
+        "fetch_url": case((moved.is_(None), c.fetch_url), (moved == c.url, null()),
+                          else_=moved),
+        "gone_at": case((bindparam("s_gone", type_=Boolean()), func.coalesce(c.gone_at, checked)),
+                        (ok, null()), else_=c.gone_at),
+        "last_success_at": case((ok, checked), else_=c.last_success_at),
+        "last_error": bindparam("s_error", type_=Text()),
+        "consecutive_failures": case((ok, literal(0)), else_=c.consecutive_failures + 1),
+        "etag": case((validators, bindparam("s_etag", type_=Text())), else_=c.etag),
+        "last_modified": case((validators, bindparam("s_last_modified", type_=Text())),
+                              else_=c.last_modified),
+        # a title only where the feed has none: NULLIF makes '' none too, as in Python
+        "title": func.coalesce(func.nullif(c.title, ""), bindparam("s_title", type_=Text()),
+                               c.title),
+    }
+    where = c.id == bindparam("s_id", type_=Integer())
+    if owned:
+        values.update(lease_owner=null(), lease_until=null())
+        where = and_(where, c.lease_owner == bindparam("s_owner", type_=String()))
+    return update(_FEEDS).where(where).values(values)
+
+
+def _params(w: StateWrite) -> dict[str, Any]:
+    st = w.state
+    return {
+        "s_id": w.feed_id, "s_owner": w.owner, "s_ok": st.ok, "s_checked": st.checked_at,
+        "s_next": st.next_check_at, "s_status": st.status, "s_moved": st.moved_to or None,
+        "s_gone": st.status == 410,
+        "s_error": None if st.ok else st.error,
+        "s_validators": st.ok and (st.etag is not None or st.last_modified is not None
+                                   or st.status == 200),
+        "s_etag": st.etag, "s_last_modified": st.last_modified,
+        "s_title": (st.title or None) if st.ok else None,
+    }
+
+
+_OWNED, _FREE = _state_update(True), _state_update(False)
+
+
 def record_states(engine: Engine, writes: Sequence[StateWrite]) -> list[StoreError | None]:
-    """See ``Store.record_states``."""
+    """See ``Store.record_states``. Core statements, no ORM objects: a round of 304s
+    costs one read of the batch's claims, one ``executemany`` of the feeds' states and
+    one refresh of their items per poll time."""
     errors: list[StoreError | None] = [None] * len(writes)
     if not writes:
         return errors
     ids = sorted({w.feed_id for w in writes})
     locked = any(w.owner is not None for w in writes)
     try:
-        with Session(engine, expire_on_commit=False) as s, s.begin():
-            query = select(Feed).where(Feed.id.in_(ids)).order_by(Feed.id)
-            feeds = {f.id: f for f in s.scalars(query.with_for_update() if locked else query)}
+        with engine.begin() as conn:
+            owners: dict[int, str | None] = {}
+            for i in range(0, len(ids), _CHUNK):
+                query = (select(_FEEDS.c.id, _FEEDS.c.lease_owner)
+                         .where(_FEEDS.c.id.in_(ids[i : i + _CHUNK])).order_by(_FEEDS.c.id))
+                owners.update((i, o) for i, o in conn.execute(
+                    query.with_for_update() if locked else query))
+            owned: list[dict[str, Any]] = []
+            free: list[dict[str, Any]] = []
             refreshed: dict[datetime, list[int]] = {}
             for n, w in enumerate(writes):
-                feed = feeds.get(w.feed_id)
-                if feed is None:
+                if w.feed_id not in owners:
                     errors[n] = StoreError(f"feed {w.feed_id} no longer exists")
                     continue
                 if w.owner is not None:
-                    if feed.lease_owner != w.owner:
+                    if owners[w.feed_id] != w.owner:
                         errors[n] = StoreError(
                             f"feed {w.feed_id} was taken over by another worker after this "
                             "one's lease expired; its poll is dropped")
                         continue
-                    feed.lease_owner, feed.lease_until = None, None
-                apply_state(feed, w.state)
+                    owners[w.feed_id] = None  # the write ends the claim
+                (free if w.owner is None else owned).append(_params(w))
                 if w.state.status == 304:
                     refreshed.setdefault(w.state.checked_at, []).append(w.feed_id)
+            for statement, params in ((_OWNED, owned), (_FREE, free)):
+                if params:
+                    conn.execute(statement, params)
             for at, feed_ids in refreshed.items():
                 # the items of each feed's last response are still served (record_poll)
-                latest = aliased(Item)
-                last = (select(func.max(latest.last_seen_at))
-                        .where(latest.feed_id == Item.feed_id).scalar_subquery())
-                for i in range(0, len(feed_ids), 500):
-                    s.execute(update(Item)
-                              .where(Item.feed_id.in_(feed_ids[i : i + 500]),
-                                     Item.last_seen_at == last)
-                              .values(last_seen_at=at))
+                latest = _ITEMS.alias("latest")
+                last = (select(func.max(latest.c.last_seen_at))
+                        .where(latest.c.feed_id == _ITEMS.c.feed_id).scalar_subquery())
+                for i in range(0, len(feed_ids), _CHUNK):
+                    conn.execute(update(_ITEMS)
+                                 .where(_ITEMS.c.feed_id.in_(feed_ids[i : i + _CHUNK]),
+                                        _ITEMS.c.last_seen_at == last,
+                                        _ITEMS.c.last_seen_at <= at - SEEN_SLACK)
+                                 .values(last_seen_at=at))
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot save the polls of {len(ids)} feeds: {exc}") from exc
     return errors
 
 
 def apply_state(feed: Feed, st: FetchState) -> None:
+    """A poll's state on its ORM row (``record_poll``); ``_state_update`` is the same
+    rules in SQL (``record_states``), and a test holds the two to the same results."""
     feed.last_checked_at = st.checked_at
     feed.next_check_at = st.next_check_at
     feed.last_status = st.status
