@@ -57,3 +57,39 @@ def test_peak_memory_over_the_whole_corpus(workspace: Workspace, feed_server: Fe
     assert peak["self_mb"] < DAEMON_BOUND_MB
     assert peak["children_mb"] < WORKER_BOUND_MB
     assert "Traceback" not in proc.stderr
+
+
+LOADED = """
+import json, sys
+from monitor.config import load_config
+from monitor.daemon import build
+app = build(load_config(sys.argv[1]))
+print(json.dumps({"alembic": "alembic" in sys.modules,
+                  "apprise_plugins": "apprise.plugins.email" in sys.modules}))
+"""
+
+
+def _loaded(workspace: Workspace) -> dict[str, bool]:
+    proc = subprocess.run([sys.executable, "-c", LOADED, str(workspace.config)],
+                          cwd=workspace.root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded: dict[str, bool] = json.loads(proc.stdout.splitlines()[-1])
+    return loaded
+
+
+def test_a_daemon_on_a_current_schema_without_channels_leaves_alembic_and_apprise_unloaded(
+        workspace: Workspace) -> None:
+    """docs/performance.md: alembic (about 11 MB of RSS) is loaded only to migrate, and
+    apprise's plugins (about 13 MB) only to build a channel."""
+    workspace.write(feeds=["http://127.0.0.1:9/feed"])
+    assert _loaded(workspace) == {"alembic": True, "apprise_plugins": False}  # migrates
+    assert _loaded(workspace) == {"alembic": False, "apprise_plugins": False}
+    workspace.write(feeds=["http://127.0.0.1:9/feed"],
+                    channels=[("file", "alertfile://var/alerts.log")])
+    assert _loaded(workspace) == {"alembic": False, "apprise_plugins": True}
+
+
+def test_the_head_read_from_the_migration_files_is_alembics() -> None:
+    from monitor.store.db import _alembic_head, _head
+
+    assert _head() == _alembic_head()
