@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import subprocess
 import sys
 
@@ -11,6 +13,9 @@ import pytest
 from conftest import Workspace
 from corpus import load_cases, register
 from servers import FeedServer
+
+from monitor import daemon
+from monitor.config import load_config
 
 DAEMON_BOUND_MB = 400
 """docs/security.md: the daemon's own peak RSS over the corpus stays under this."""
@@ -93,3 +98,26 @@ def test_the_head_read_from_the_migration_files_is_alembics() -> None:
     from monitor.store.db import _alembic_head, _head
 
     assert _head() == _alembic_head()
+
+
+ARENAS = """
+import json
+from monitor.daemon import cap_malloc_arenas
+print(json.dumps(cap_malloc_arenas()))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_the_daemon_caps_mallocs_arenas_unless_the_environment_does(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    for extra, capped in (({}, True), ({"MALLOC_ARENA_MAX": "4"}, False)):
+        proc = subprocess.run([sys.executable, "-c", ARENAS], env=env | extra,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.loads(proc.stdout) is capped
+    calls: list[int] = []
+    monkeypatch.setattr(daemon, "cap_malloc_arenas", lambda: calls.append(1) or True)
+    workspace.write(feeds=["http://127.0.0.1:9/feed"])
+    daemon.build(load_config(workspace.config))
+    assert calls == [1]
