@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ctypes
 import functools
 import logging
 import os
@@ -190,6 +191,29 @@ class App:
                           clock=self.clock, on_counts=on_counts)
 
 
+MALLOC_ARENAS = 2
+"""glibc's malloc arenas for the daemon (see ``cap_malloc_arenas``)."""
+_M_ARENA_MAX = -8  # glibc's <malloc.h>
+
+
+def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas at ``arenas``. glibc gives threads that allocate at
+    the same time arenas of their own, up to 8 per core, and each keeps the memory its
+    thread freed; the polls' store and parse threads (``asyncio.to_thread``) then hold
+    several arenas' worth of freed memory. A ``MALLOC_ARENA_MAX`` in the environment
+    (deploy/monitor.service sets one) is the operator's choice and is kept. Returns
+    whether the cap was set here (not on another libc, nor with the variable set)."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, arenas))
+
+
 def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True,
           seed: bool = True) -> App:
     """Migrate the database, seed it from the configuration files, compile the
@@ -199,7 +223,10 @@ def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True,
     running process never migrates under its own feet, e.g. after the package was
     upgraded on disk; a restart does. With ``seed=False`` (a worker following another's
     reload) the files' feeds and watchlists are not applied: the database's are in
-    force, and a file older than the one applied must not be pushed back out."""
+    force, and a file older than the one applied must not be pushed back out.
+
+    Caps glibc's malloc arenas first (``cap_malloc_arenas``), before the threads start."""
+    cap_malloc_arenas()
     problems = []
     channels = []
     for i, ch in enumerate(config.channels):

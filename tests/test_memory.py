@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import subprocess
 import sys
 
@@ -11,6 +13,9 @@ import pytest
 from conftest import Workspace
 from corpus import load_cases, register
 from servers import FeedServer
+
+from monitor import daemon
+from monitor.config import load_config
 
 DAEMON_BOUND_MB = 400
 """docs/security.md: the daemon's own peak RSS over the corpus stays under this."""
@@ -57,3 +62,62 @@ def test_peak_memory_over_the_whole_corpus(workspace: Workspace, feed_server: Fe
     assert peak["self_mb"] < DAEMON_BOUND_MB
     assert peak["children_mb"] < WORKER_BOUND_MB
     assert "Traceback" not in proc.stderr
+
+
+LOADED = """
+import json, sys
+from monitor.config import load_config
+from monitor.daemon import build
+app = build(load_config(sys.argv[1]))
+print(json.dumps({"alembic": "alembic" in sys.modules,
+                  "apprise_plugins": "apprise.plugins.email" in sys.modules}))
+"""
+
+
+def _loaded(workspace: Workspace) -> dict[str, bool]:
+    proc = subprocess.run([sys.executable, "-c", LOADED, str(workspace.config)],
+                          cwd=workspace.root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded: dict[str, bool] = json.loads(proc.stdout.splitlines()[-1])
+    return loaded
+
+
+def test_a_daemon_on_a_current_schema_without_channels_leaves_alembic_and_apprise_unloaded(
+        workspace: Workspace) -> None:
+    """docs/performance.md: alembic (about 11 MB of RSS) is loaded only to migrate, and
+    apprise's plugins (about 13 MB) only to build a channel."""
+    workspace.write(feeds=["http://127.0.0.1:9/feed"])
+    assert _loaded(workspace) == {"alembic": True, "apprise_plugins": False}  # migrates
+    assert _loaded(workspace) == {"alembic": False, "apprise_plugins": False}
+    workspace.write(feeds=["http://127.0.0.1:9/feed"],
+                    channels=[("file", "alertfile://var/alerts.log")])
+    assert _loaded(workspace) == {"alembic": False, "apprise_plugins": True}
+
+
+def test_the_head_read_from_the_migration_files_is_alembics() -> None:
+    from monitor.store.db import _alembic_head, _head
+
+    assert _head() == _alembic_head()
+
+
+ARENAS = """
+import json
+from monitor.daemon import cap_malloc_arenas
+print(json.dumps(cap_malloc_arenas()))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_the_daemon_caps_mallocs_arenas_unless_the_environment_does(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    for extra, capped in (({}, True), ({"MALLOC_ARENA_MAX": "4"}, False)):
+        proc = subprocess.run([sys.executable, "-c", ARENAS], env=env | extra,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.loads(proc.stdout) is capped
+    calls: list[int] = []
+    monkeypatch.setattr(daemon, "cap_malloc_arenas", lambda: calls.append(1) or True)
+    workspace.write(feeds=["http://127.0.0.1:9/feed"])
+    daemon.build(load_config(workspace.config))
+    assert calls == [1]

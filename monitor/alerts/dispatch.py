@@ -42,7 +42,7 @@ from ..config import ChannelSettings
 from ..errors import AlertError, Problem
 from ..schedule import retry_after as parse_retry_after
 from ..store import PendingAlert, Store
-from . import targets  # importing it registers the alertfile:// target
+from . import targets
 from .policy import HOUR, Plan, Policy, QuietHours, plan
 from .render import Format, Kind, Message, Renderer
 from .responses import Response, observe, recording
@@ -124,6 +124,7 @@ def load_channel(name: str, url: str, *, templates: Mapping[str, str] | None = N
     """An apprise object for one channel URL, with its templates; AlertError (without
     the URL) if apprise does not accept it or a template does not compile."""
     _redact_apprise_logs()
+    targets.register()
     if url.startswith(f"{targets.SCHEME}:///"):
         raise AlertError(f"{targets.SCHEME}:// takes a path relative to the working "
                          f"directory (e.g. {targets.SCHEME}://var/alerts.log), not an "
