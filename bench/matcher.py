@@ -18,8 +18,11 @@ matcher's items/s on the items for which the prefilter selects no rule (``quiet`
 on the items that match (each reports its rules, words, offsets and a snippet).
 
 Rates are items per second of this process's CPU time (``time.process_time``), so
-other work on the machine does not count against them. Slow paths stop after
-``--budget`` CPU seconds and report the rate over the items done.
+other work on the machine counts less against them. The normalization and matcher
+rates are the best of ``--passes`` passes over the items (a pass is a fraction of a
+second, and one disturbed by the rest of the machine would otherwise be the figure).
+Slow paths make one pass, stopped after ``--budget`` CPU seconds, and report the rate
+over the items done.
 """
 
 from __future__ import annotations
@@ -65,11 +68,16 @@ def _rate(step: Callable[[Item], object], corpus: Sequence[Item], budget: float)
     return done / (time.process_time() - start)
 
 
+def _best_rate(step: Callable[[Item], object], corpus: Sequence[Item], budget: float,
+               passes: int) -> float:
+    return max(_rate(step, corpus, budget) for _ in range(passes))
+
+
 def _doc(item: Item) -> Document:
     return Document.of(title=item.title, summary=item.summary, content=item.content)
 
 
-def _measure(n: int, corpus: Sequence[Item], budget: float) -> str:
+def _measure(n: int, corpus: Sequence[Item], budget: float, passes: int) -> str:
     texts = rules(n)
     watchlists = _watchlists(texts)
     matcher = Matcher.of(watchlists)
@@ -82,11 +90,11 @@ def _measure(n: int, corpus: Sequence[Item], budget: float) -> str:
         for m in matcher.match(doc):
             snippet(doc, m.terms)
 
-    fast = _rate(fast_step, corpus, budget)
+    fast = _best_rate(fast_step, corpus, budget, passes)
     quiet = [i for i in sample if not matcher.candidates(_doc(i))]
     loud = [i for i in sample if matcher.match(_doc(i))]
-    split = "  ".join(f"{_rate(fast_step, part, budget):>7,.0f}" if part else f"{'-':>7}"
-                      for part in (quiet, loud))
+    split = "  ".join(f"{_best_rate(fast_step, part, budget, passes):>7,.0f}" if part
+                      else f"{'-':>7}" for part in (quiet, loud))
 
     def plain_step(i: Item) -> None:
         doc = _doc(i)
@@ -112,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--items", type=int, default=5_000)
     p.add_argument("--rules", default="10,1000,10000")
     p.add_argument("--budget", type=float, default=10.0, help="CPU seconds per slow path")
+    p.add_argument("--passes", type=int, default=3,
+                   help="passes of the matcher and normalization, the best reported")
     args = p.parse_args(argv)
     corpus = items(args.items)
     chars = sum(len(i.title) + len(i.summary) + len(i.content) for i in corpus) / len(corpus)
@@ -119,12 +129,13 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{platform.machine()}, one core, CPU time")
     for item in corpus:  # warm the word memo, as a running daemon has
         _doc(item).fields["content"].scan  # noqa: B018 (computed for its side effect)
-    norm = _rate(lambda i: [ft.scan for ft in _doc(i).fields.values()], corpus, args.budget)
+    norm = _best_rate(lambda i: [ft.scan for ft in _doc(i).fields.values()], corpus,
+                      args.budget, args.passes)
     print(f"normalization alone (clean, fold, words): {norm:,.0f} items/s")
     print(f"{'rules':>7}  {'matcher':>13}  {'plain':>13}  {'naive regex':>13}  "
           f"{'candidates':>10}  {'matched':>7}  {'quiet':>7}  {'matched':>7}")
     for n in (int(x) for x in args.rules.split(",")):
-        print(_measure(n, corpus, args.budget), flush=True)
+        print(_measure(n, corpus, args.budget, args.passes), flush=True)
 
 
 if __name__ == "__main__":
