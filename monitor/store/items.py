@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..dedup import StoryCandidate, StoryKeys, find_story
@@ -29,7 +29,7 @@ from .models import Item, Match, Outbox, Watchlist
 if TYPE_CHECKING:
     from .repo import NewItem, PollCounts
 
-__all__ = ["KNOWN_KEYS", "write_items"]
+__all__ = ["known_keys", "write_items"]
 
 _CHUNK = 500
 """Keys per ``IN (…)``: well under SQLite's and PostgreSQL's parameter limits."""
@@ -38,7 +38,7 @@ _MATCHES = cast(Table, Match.__table__)
 _OUTBOX = cast(Table, Outbox.__table__)
 # Built once, with an expanding parameter for the keys: building ``key IN (…)`` from
 # the values made a bound parameter object per key, per poll.
-KNOWN_KEYS = select(_ITEMS.c.key).where(_ITEMS.c.feed_id == bindparam("b_feed_id"),
+_KNOWN_KEYS = select(_ITEMS.c.key).where(_ITEMS.c.feed_id == bindparam("b_feed_id"),
                                         _ITEMS.c.key.in_(bindparam("b_keys", expanding=True)))
 """Which of ``b_keys`` the feed ``b_feed_id`` has."""
 _SERVED = (update(_ITEMS)
@@ -49,16 +49,21 @@ _STORY = (update(_ITEMS).where(_ITEMS.c.id == bindparam("b_item_id"))
           .values(story_id=bindparam("b_story_id")))
 
 
+def known_keys(conn: Connection, feed_id: int, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` the feed already has."""
+    known: set[str] = set()
+    for i in range(0, len(keys), _CHUNK):
+        known.update(conn.execute(_KNOWN_KEYS, {"b_feed_id": feed_id,
+                                               "b_keys": keys[i : i + _CHUNK]}).scalars())
+    return known
+
+
 def write_items(s: Session, feed_id: int, items: Sequence[NewItem], seen: Sequence[str],
                 now: datetime, story_window: timedelta, counts: PollCounts) -> None:
     """The new items of a poll or a push with their matches and outbox rows; and the
     time the feed last served each key in ``seen``. Items the feed has are skipped."""
     conn = s.connection()
-    keys = list(dict.fromkeys([*seen, *(i.key for i in items)]))
-    known: set[str] = set()
-    for i in range(0, len(keys), _CHUNK):
-        known.update(conn.execute(KNOWN_KEYS, {"b_feed_id": feed_id,
-                                               "b_keys": keys[i : i + _CHUNK]}).scalars())
+    known = known_keys(conn, feed_id, list(dict.fromkeys([*seen, *(i.key for i in items)])))
     served = [k for k in dict.fromkeys(seen) if k in known]  # new items are inserted as seen
     for i in range(0, len(served), _CHUNK):
         conn.execute(_SERVED, {"b_feed_id": feed_id, "b_keys": served[i : i + _CHUNK],

@@ -20,10 +20,10 @@ from ..errors import StoreError
 from . import cluster, housekeeping
 from .catalog import AuditEntry, CatalogStore, Edit
 from .housekeeping import Pruned, StoreStats
-from .items import KNOWN_KEYS, forget_stories, write_items
+from .items import forget_stories, known_keys, write_items
 from .models import Feed, Item, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
-from .states import SEEN_SLACK, FetchState, StateWrite, apply_state, record_states
+from .states import FetchState, StateWrite, apply_state, record_states, refresh_served
 from .subscriptions import SubscriptionRow, SubscriptionStore
 
 __all__ = [
@@ -230,15 +230,11 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
 
     def known_keys(self, feed_id: int, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` the feed already has."""
-        found: set[str] = set()
         try:
             with self.engine.connect() as conn:
-                for i in range(0, len(keys), 500):
-                    found.update(conn.execute(KNOWN_KEYS, {"b_feed_id": feed_id,
-                                                           "b_keys": keys[i : i + 500]}).scalars())
+                return known_keys(conn, feed_id, keys)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read the items of feed {feed_id}: {exc}") from exc
-        return found
 
     def record_poll(self, feed_id: int, state: FetchState, items: Sequence[NewItem],
                     seen: Sequence[str] = (), *,
@@ -267,13 +263,8 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
                                          "after this one's lease expired; its poll is dropped")
                     feed.lease_owner, feed.lease_until = None, None
                 apply_state(feed, state)
-                if state.status == 304:  # the items of the last response are still served
-                    last = (select(func.max(Item.last_seen_at))
-                            .where(Item.feed_id == feed_id).scalar_subquery())
-                    s.execute(update(Item)
-                              .where(Item.feed_id == feed_id, Item.last_seen_at == last,
-                                     Item.last_seen_at <= state.checked_at - SEEN_SLACK)
-                              .values(last_seen_at=state.checked_at))
+                if state.status == 304:
+                    refresh_served(s.connection(), [feed_id], state.checked_at)
                 write_items(s, feed_id, items, seen, state.checked_at, story_window, counts)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save the poll of feed {feed_id}: {exc}") from exc

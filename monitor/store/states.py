@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
+    Connection,
     Engine,
     Integer,
     String,
@@ -30,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import StoreError
 from .models import Feed, Item, UTCDateTime
 
-__all__ = ["FetchState", "StateWrite", "apply_state", "record_states"]
+__all__ = ["FetchState", "StateWrite", "apply_state", "record_states", "refresh_served"]
 
 _CHUNK = 500
 """Ids per ``IN (…)``: well under SQLite's and PostgreSQL's parameter limits."""
@@ -163,19 +164,25 @@ def record_states(engine: Engine, writes: Sequence[StateWrite]) -> list[StoreErr
                 if params:
                     conn.execute(statement, params)
             for at, feed_ids in refreshed.items():
-                # the items of each feed's last response are still served (record_poll)
-                latest = _ITEMS.alias("latest")
-                last = (select(func.max(latest.c.last_seen_at))
-                        .where(latest.c.feed_id == _ITEMS.c.feed_id).scalar_subquery())
-                for i in range(0, len(feed_ids), _CHUNK):
-                    conn.execute(update(_ITEMS)
-                                 .where(_ITEMS.c.feed_id.in_(feed_ids[i : i + _CHUNK]),
-                                        _ITEMS.c.last_seen_at == last,
-                                        _ITEMS.c.last_seen_at <= at - SEEN_SLACK)
-                                 .values(last_seen_at=at))
+                refresh_served(conn, feed_ids, at)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot save the polls of {len(ids)} feeds: {exc}") from exc
     return errors
+
+
+def refresh_served(conn: Connection, feed_ids: Sequence[int], at: datetime) -> None:
+    """After a 304 at ``at``: the items of each feed's last response are still served,
+    so their ``last_seen_at`` (retention counts from it) moves to ``at``, once it is
+    ``SEEN_SLACK`` old."""
+    latest = _ITEMS.alias("latest")
+    last = (select(func.max(latest.c.last_seen_at))
+            .where(latest.c.feed_id == _ITEMS.c.feed_id).scalar_subquery())
+    for i in range(0, len(feed_ids), _CHUNK):
+        conn.execute(update(_ITEMS)
+                     .where(_ITEMS.c.feed_id.in_(feed_ids[i : i + _CHUNK]),
+                            _ITEMS.c.last_seen_at == last,
+                            _ITEMS.c.last_seen_at <= at - SEEN_SLACK)
+                     .values(last_seen_at=at))
 
 
 def apply_state(feed: Feed, st: FetchState) -> None:
