@@ -103,10 +103,6 @@ def requirements(node: Node, actors: Mapping[str, tuple[Term, ...]]
     return tuple(dict.fromkeys(g for part in parts for g in requirements(part, actors)))
 
 
-_pattern = itemgetter(0)
-"""The key of an automaton hit, (key's index, start, end)."""
-
-
 def fields(node: Node, actors: Mapping[str, tuple[Term, ...]],
            scope: str | None = None) -> frozenset[str]:
     """The fields ``node`` can look at: a term's own field or its actor's, else
@@ -227,6 +223,10 @@ def _latin1(key: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_pattern = itemgetter(0)
+"""The key of an automaton hit, (key's index, start, end)."""
 
 
 @dataclass(frozen=True)
