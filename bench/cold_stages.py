@@ -5,10 +5,10 @@
 The bench corpus (``bench.corpus``, as ``bench.fetch_cycle`` serves it) goes through
 the stages a cold poll runs, one stage at a time over every feed, in this process:
 
-- ``parse``: ``parse_feed`` (what a parse worker does);
+- ``parse``: ``parse_feed`` (in a parse worker);
+- ``analyse``: ``Analyser.analyse`` (in the same worker): identities, ``Document``s,
+  matching, snippets and story keys of every entry;
 - ``pickle``: the worker's answer pickled and unpickled (the hand-off to the daemon);
-- ``process``: ``Poller._process``: identities, known keys, ``Document``s, matching,
-  snippets and story keys of the new items;
 - ``record``: ``Store.record_poll`` on a fresh SQLite file: the feed's state, the
   items, their stories, matches and outbox rows, in one transaction.
 
@@ -30,7 +30,7 @@ from typing import cast
 from monitor.config import load_config
 from monitor.daemon import build
 from monitor.fetch import Fetcher
-from monitor.parse import ParsedFeed, parse_feed
+from monitor.parse import parse_feed
 from monitor.store import FetchState
 
 from .corpus import feed_body
@@ -54,11 +54,6 @@ def main() -> None:
     parsed = [parse_feed(b, HEADERS, f"http://127.0.0.1/feed/{i}") for i, b in enumerate(bodies)]
     cpu["parse"] = time.process_time() - start
 
-    start = time.process_time()
-    answers = [pickle.dumps(("ok", f), protocol=pickle.HIGHEST_PROTOCOL) for f in parsed]
-    parsed = [pickle.loads(a)[1] for a in answers]
-    cpu["pickle"] = time.process_time() - start
-
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         lines = [f'watchlists = "{ROOT / "config" / "watchlists.yaml"}"',
@@ -67,20 +62,25 @@ def main() -> None:
             lines += ["[[feed]]", f'url = "http://127.0.0.1/feed/{i}"']
         (work / "monitor.toml").write_text("\n".join(lines) + "\n")
         app = build(load_config(work / "monitor.toml"))
-        poller = app.poller(cast(Fetcher, None))  # processes and records; never fetches
-        feeds = {f.url: f for f in app.store.feeds(counts=False)}
+        poller = app.poller(cast(Fetcher, None))  # analyses and records; never fetches
+        by_url = {f.url: f for f in app.store.feeds(counts=False)}
+        feeds = [by_url[f"http://127.0.0.1/feed/{i}"] for i in range(n)]
+        start = time.process_time()
+        analysed = [poller.analyser.analyse(p, f.title) for p, f in zip(parsed, feeds, strict=True)]
+        cpu["analyse"] = time.process_time() - start
+
+        start = time.process_time()
+        answers = [pickle.dumps(("ok", a), protocol=pickle.HIGHEST_PROTOCOL) for a in analysed]
+        analysed = [pickle.loads(a)[1] for a in answers]
+        cpu["pickle"] = time.process_time() - start
+
         now = datetime.now(UTC)
-        cpu["process"] = cpu["record"] = 0.0
+        cpu["record"] = 0.0
         items = matches = 0
-        for i, feed_parsed in enumerate(parsed):
-            assert isinstance(feed_parsed, ParsedFeed)
-            feed = feeds[f"http://127.0.0.1/feed/{i}"]
+        for feed, a in zip(feeds, analysed, strict=True):
+            state = FetchState(now, now, True, 200, etag='"1"', title=a.feed.title)
             start = time.process_time()
-            new, seen = poller._process(feed, feed_parsed)
-            cpu["process"] += time.process_time() - start
-            state = FetchState(now, now, True, 200, etag=f'"{i}"', title=feed_parsed.title)
-            start = time.process_time()
-            counts = app.store.record_poll(feed.id, state, new, seen,
+            counts = app.store.record_poll(feed.id, state, a.items, a.seen,
                                            story_window=poller.story_window)
             cpu["record"] += time.process_time() - start
             items += counts.new_items

@@ -36,7 +36,7 @@ from pydantic import (
 
 from . import __version__
 from .errors import ConfigError, FeedError, Problem
-from .match import ActorSpec, AliasSpec, WatchlistSpec, compile_errors, slugify
+from .match import EVERY, ActorSpec, AliasSpec, WatchlistSpec, compile_errors, slugify
 from .opml import parse_opml
 
 __all__ = [
@@ -169,11 +169,6 @@ class AlertSettings(_Model):
 _QUIET_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 _CRON_RE = re.compile(r"^\S+(\s+\S+){4}$")
 TEMPLATE_KINDS = ("subject", "text", "html", "slack")
-
-
-EVERY = "*"
-"""In a channel's ``watchlists``: every watchlist in force, those made in the console or
-with the CLI included."""
 
 
 class ChannelSettings(_Model):

@@ -42,10 +42,10 @@ from .errors import AlertError, ConfigError, Problem, StoreError
 from .feed_health import health_notices
 from .fetch import FeedAuth, Fetcher
 from .health import Heartbeat
-from .match import ActorSpec, AliasSpec, Matcher, Watchlist, WatchlistSpec, compile_watchlist
+from .match import ActorSpec, AliasSpec, Watchlist, WatchlistSpec, compile_watchlist
 from .metrics import Metrics
 from .once import poll_every_feed
-from .poll import FeedOptions, ParseFn, Poller, PollReport, parse_in_thread
+from .poll import AnalyseFn, FeedOptions, Poller, PollReport, analyse_in_thread
 from .store import Store, create, migrate, schema_status
 from .websub import Push, Subscriber
 from .workers import ParseWorkers, default_workers
@@ -150,7 +150,7 @@ class App:
                             workers=p.workers or default_workers(),
                             max_entries=p.max_entries)
 
-    def poller(self, fetcher: Fetcher, parse: ParseFn = parse_in_thread,
+    def poller(self, fetcher: Fetcher, analyse: AnalyseFn = analyse_in_thread,
                owner: str | None = None) -> Poller:
         """With ``owner``, each poll's write must hold that worker's claim on the feed."""
         websub = self.config.settings.websub
@@ -163,7 +163,8 @@ class App:
                               if fetch.adaptive else None)
         return Poller(self.store, fetcher, self.watchlists, self.routes, self.feed_options,
                       min_rules=self.min_rules, default_options=default,
-                      story_window=self.config.settings.alerts.story_window, parse=parse,
+                      story_window=self.config.settings.alerts.story_window,
+                      analyse=analyse,
                       owner=owner, websub=subscriber)
 
     @property
@@ -320,7 +321,7 @@ async def run_once(app: App) -> OnceReport:
     (``once.poll_every_feed``): several processes on one PostgreSQL share them."""
     report = OnceReport()
     async with app.fetcher() as fetcher, app.parse_workers() as workers:
-        poller = app.poller(fetcher, workers.parse, owner=app.worker)
+        poller = app.poller(fetcher, workers.analyse, owner=app.worker)
         db = app.config.settings.database
         report.polls = await poll_every_feed(
             app.store, poller, app.worker, app.clock, lease=db.lease,
@@ -367,13 +368,13 @@ class Jobs:
     """
 
     def __init__(self, app: App, fetcher: Fetcher, *, metrics: Metrics | None = None,
-                 heartbeat: Heartbeat | None = None, parse: ParseFn = parse_in_thread,
+                 heartbeat: Heartbeat | None = None, analyse: AnalyseFn = analyse_in_thread,
                  on_settings: Callable[[int], None] | None = None) -> None:
         self.app = app
         self.on_settings = on_settings
         """Told the version when another worker published new settings (a reload)."""
         self._settings_asked: int | None = None
-        self.poller = app.poller(fetcher, parse, owner=app.worker)
+        self.poller = app.poller(fetcher, analyse, owner=app.worker)
         self.dispatcher = app.dispatcher(on_counts=self._observe_dispatch)
         self.metrics = metrics
         self.heartbeat = heartbeat
@@ -460,7 +461,7 @@ class Jobs:
             return
         self.app.watchlists = watchlists
         self.app.watchlists_version = version
-        self.poller.matcher = Matcher.of(watchlists)
+        self.poller.use_watchlists(watchlists)
         log.info("watchlists changed by another worker: now version %d (%s)", version,
                  ", ".join(w.name for w in watchlists))
 

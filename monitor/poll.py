@@ -1,9 +1,8 @@
 """One poll of one feed: fetch, parse, match, store. The update loop's single step.
 
-Parsing runs where the daemon can stop it (``workers.ParseWorkers``: a process with a
-deadline and a memory cap); without one, in a thread. Matching runs in a worker
-thread, so a large feed does not stall the other fetches. The store write is one
-transaction per poll.
+Parsing and matching run where the daemon can stop them and on another core
+(``workers.ParseWorkers``: a process with a deadline and a memory cap); without one,
+in a thread. The store write is one transaction per poll.
 """
 
 from __future__ import annotations
@@ -11,22 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .config import EVERY
-from .dedup import identity, story_keys
+from .analyse import Analysed, Analyser
 from .errors import FeedError, StoreError
 from .fetch import FeedAuth, Fetcher, FetchResult
-from .match import Document, Matcher, Watchlist, WatchlistMatch, snippet
-from .parse import Entry, ParsedFeed, parse_feed
+from .match import Document, Matcher, Watchlist
+from .parse import parse_feed
 from .schedule import adaptive_interval, next_check
 from .store import (
     FeedRow,
     FetchState,
     NewItem,
-    NewMatch,
     PollCounts,
     StateWrite,
     Store,
@@ -34,18 +31,23 @@ from .store import (
 )
 from .websub import Push, Subscriber, discover
 
-__all__ = ["FeedOptions", "ParseFn", "PollReport", "Poller", "document", "match_entry",
-           "parse_in_thread", "stored_document"]
+__all__ = ["AnalyseFn", "FeedOptions", "PollReport", "Poller", "analyse_in_thread",
+           "stored_document"]
 
 log = logging.getLogger(__name__)
 
-ParseFn = Callable[[bytes, Mapping[str, str], str], Awaitable[ParsedFeed]]
-"""Feed bytes, response headers, URL -> the parsed feed; raises FeedError."""
+AnalyseFn = Callable[[bytes, Mapping[str, str], str, Analyser, str | None],
+                     Awaitable[Analysed]]
+"""Feed bytes, response headers, URL, analyser, the feed's stored title -> the parsed
+feed with its entries analysed; raises FeedError."""
 
 
-async def parse_in_thread(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
-    """Parse in a worker thread: for tests and tools; the daemon uses ParseWorkers."""
-    return await asyncio.to_thread(parse_feed, body, headers, url)
+async def analyse_in_thread(body: bytes, headers: Mapping[str, str], url: str,
+                            analyser: Analyser, feed_title: str | None) -> Analysed:
+    """Parse and analyse in a worker thread: for tests and tools; the daemon uses
+    ParseWorkers, whose processes can be stopped."""
+    return await asyncio.to_thread(
+        lambda: analyser.analyse(parse_feed(body, headers, url), feed_title))
 
 
 @dataclass(frozen=True)
@@ -58,45 +60,10 @@ class PollReport:
     fetch_seconds: float = 0.0
 
 
-def document(entry: Entry, feed_title: str | None, link: str | None = None,
-             fields: Collection[str] | None = None) -> Document:
-    """What the watchlists see of a new entry; only ``fields`` when given (those the
-    matcher's rules look at: the others would be read for nothing)."""
-    texts = {"title": entry.title, "summary": entry.summary, "content": entry.content,
-             "author": entry.author, "feed": feed_title, "url": link or entry.link}
-    if fields is not None:
-        texts = {name: text for name, text in texts.items() if name in fields}
-    return Document.of(**texts)
-
-
 def stored_document(item: StoredItem) -> Document:
     """What the watchlists saw of a stored item: the same fields as ``document``."""
     return Document.of(title=item.title, summary=item.summary, content=item.content,
                        author=item.author, feed=item.feed_title, url=item.link)
-
-
-def match_entry(entry: Entry, feed_title: str | None, matcher: Matcher,
-                routes: Mapping[str, tuple[str, ...]],
-                min_rules: Mapping[str, int] | None = None) -> tuple[NewMatch, ...]:
-    """Every watchlist that matches the entry, with its snippet and the channels it goes
-    to: those subscribed to the watchlist (or to every watchlist, ``"*"``) whose
-    ``min_rules`` the match reaches."""
-    doc = document(entry, feed_title, fields=matcher.scanned)
-    out = []
-    for m in matcher.match(doc):
-        routed = dict.fromkeys((*routes.get(m.watchlist, ()), *routes.get(EVERY, ())))
-        channels = tuple(c for c in routed if len(m.rules) >= (min_rules or {}).get(c, 1))
-        out.append(_new_match(doc, m, channels))
-    return tuple(out)
-
-
-def _new_match(doc: Document, m: WatchlistMatch, channels: tuple[str, ...]) -> NewMatch:
-    snip = snippet(doc, m.terms)
-    rules = [{"index": r.index, "rule": r.rule,
-              "terms": [{"field": t.field, "start": t.start, "end": t.end, "text": t.text}
-                        for t in r.terms]}
-             for r in m.rules]
-    return NewMatch(m.watchlist, rules, snip.text, [list(x) for x in snip.marks], channels)
 
 
 @dataclass(frozen=True)
@@ -158,7 +125,7 @@ class Poller:
                  jitter: Callable[[], float] = random.random, *,
                  min_rules: Mapping[str, int] | None = None,
                  story_window: timedelta = timedelta(hours=48),
-                 parse: ParseFn = parse_in_thread,
+                 analyse: AnalyseFn = analyse_in_thread,
                  owner: str | None = None,
                  websub: Subscriber | None = None,
                  default_options: FeedOptions | None = None) -> None:
@@ -166,18 +133,26 @@ class Poller:
         self.owner = owner
         """The worker whose claims this poller's writes must hold (None: no claims)."""
         self.fetcher = fetcher
-        self.matcher = Matcher.of(watchlists)
         self.routes = routes
+        self.min_rules = dict(min_rules or {})
+        self.analyser = Analyser.of(watchlists, routes, self.min_rules)
         self.options = options or {}
         self.default_options = default_options or FeedOptions()
         """For a feed not in ``options``: one added in the console or by OPML import."""
         self.jitter = jitter
-        self.min_rules = dict(min_rules or {})
         self.story_window = story_window
-        self.parse = parse
+        self.analyse = analyse
         self.websub = websub
         """Subscribes feeds that advertise a WebSub hub (None: WebSub off)."""
         self.states = StateWriter(store)
+
+    @property
+    def matcher(self) -> Matcher:
+        return self.analyser.matcher
+
+    def use_watchlists(self, watchlists: Sequence[Watchlist]) -> None:
+        """Match with these watchlists from the next poll on."""
+        self.analyser = Analyser.of(watchlists, self.routes, self.min_rules)
 
     async def poll(self, feed: FeedRow, now: datetime) -> PollReport:
         """Poll one feed. Never raises: whatever goes wrong is the report's error, and is
@@ -214,25 +189,22 @@ class Poller:
             return await self._record(feed, self._state(feed, now, result, ok=False,
                                                   error=result.error), [], result)
         try:
-            parsed = await self.parse(result.body, result.headers, feed.location)
-            items, seen = await asyncio.to_thread(self._process, feed, parsed)
+            analysed = await self._analyse(feed, result.body, result.headers)
         except FeedError as exc:
             return await self._record(feed, self._state(feed, now, result, ok=False,
                                                   error=str(exc)), [], result)
-        except StoreError:
-            raise
         except Exception as exc:  # a bug costs this feed this poll, never the daemon
             log.exception("processing %s failed", feed.url)
             error = f"internal error while processing the feed ({type(exc).__name__}); see the log"
             return await self._record(
                 feed, self._state(feed, now, result, ok=False, error=error), [], result)
+        parsed = analysed.feed
         interval = None
         if options.adaptive is not None:
-            interval = adaptive_interval([e.published for e in parsed.entries if e.published],
-                                         *options.adaptive)
+            interval = adaptive_interval(analysed.published, *options.adaptive)
         state = self._state(feed, now, result, ok=True, title=parsed.title, interval=interval,
                             ttl=parsed.ttl)
-        report = await self._record(feed, state, items, result, seen)
+        report = await self._record(feed, state, analysed.items, result, analysed.seen)
         if self.websub is not None:
             advert = discover(parsed.hub, parsed.self_link, result.headers, feed.location)
             try:
@@ -250,10 +222,10 @@ class Poller:
             feed = await asyncio.to_thread(self.store.feed, push.feed_id)
             if feed is None:
                 raise FeedError("the feed no longer exists")
-            parsed = await self.parse(push.body, push.headers, feed.location)
-            items, seen = await asyncio.to_thread(self._process, feed, parsed)
-            counts = await asyncio.to_thread(self.store.record_push, feed.id, items, seen,
-                                             push.at, story_window=self.story_window)
+            analysed = await self._analyse(feed, push.body, push.headers)
+            counts = await asyncio.to_thread(self.store.record_push, feed.id, analysed.items,
+                                             analysed.seen, push.at,
+                                             story_window=self.story_window)
         except (FeedError, StoreError) as exc:
             log.warning("content pushed for %s not stored: %s", push.feed_url, exc)
             return PollReport(push.feed_url, False, None, str(exc), PollCounts())
@@ -264,28 +236,14 @@ class Poller:
                  counts.new_items, counts.matches)
         return PollReport(push.feed_url, True, None, None, counts)
 
-    def _process(self, feed: FeedRow, parsed: ParsedFeed) -> tuple[list[NewItem], list[str]]:
-        """Match the new entries; also the keys of every entry served (for retention)."""
-        if parsed.warning:
-            log.info("feed %s is malformed but readable: %s", feed.url, parsed.warning)
-        keyed: dict[str, Entry] = {}
-        for e in parsed.entries:
-            keyed.setdefault(identity(e), e)  # a guid repeated within the feed counts once
-        known = self.store.known_keys(feed.id, list(keyed))
-        feed_title = feed.title or parsed.title
-        items = []
-        for key, e in keyed.items():
-            if key in known:
-                continue
-            matches = match_entry(e, feed_title, self.matcher, self.routes, self.min_rules)
-            story = story_keys(e.title, e.content or e.summary) if matches else None
-            items.append(NewItem(
-                key=key, guid=e.guid, link=e.link, title=e.title, summary=e.summary,
-                content=e.content, author=e.author, published_at=e.published,
-                matches=matches, title_key=story.title_key if story else None,
-                simhash=story.simhash if story else None,
-            ))
-        return items, list(keyed)
+    async def _analyse(self, feed: FeedRow, body: bytes,
+                       headers: Mapping[str, str]) -> Analysed:
+        """Every distinct entry, matched (the store skips those the feed has); the
+        keys of every entry served (for retention)."""
+        analysed = await self.analyse(body, headers, feed.location, self.analyser, feed.title)
+        if analysed.feed.warning:
+            log.info("feed %s is malformed but readable: %s", feed.url, analysed.feed.warning)
+        return analysed
 
     async def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem],
                       result: FetchResult, seen: list[str] | None = None) -> PollReport:

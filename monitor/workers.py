@@ -1,5 +1,6 @@
 """Parsing where it can be stopped: ``parse_feed`` in worker processes with a deadline
-and a memory limit.
+and a memory limit; the analysis of the parsed entries (``analyse.Analyser``: matching,
+snippets, story keys) in the same process, on the worker's core.
 
 feedparser has inputs that make it slow (its author regex is quadratic: 50 kB of
 ``<author>`` takes seconds, 500 kB hours) and a thread cannot be stopped. So each parse
@@ -10,57 +11,81 @@ the daemon. Either way the feed gets a ``FeedError`` and the other feeds go on.
 
 Workers are started with ``spawn`` (the daemon has threads; forking it is unsafe), once,
 and reused: a parse costs a pickle of the body and of the entries, not a process start.
+A worker is sent the analyser (the matcher, the routes) once per version, not per job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import resource
+import socket
+import struct
+import traceback
 from collections.abc import Mapping
 from multiprocessing.context import SpawnProcess
 from types import TracebackType
 from typing import Any
 
+from .analyse import Analysed, Analyser
 from .errors import FeedError
 from .parse import MAX_ENTRIES, ParsedFeed, parse_feed
 
 __all__ = ["ParseWorkers"]
 
+log = logging.getLogger(__name__)
+
 _SPAWN = multiprocessing.get_context("spawn")
 
 
 def _serve(conn: multiprocessing.connection.Connection, max_memory: int | None) -> None:
-    """The worker: parse each body it is sent, answer ("ok", feed) or ("error", text)."""
+    """The worker: parse each body it is sent, and analyse the entries when the job
+    carries an analyser version; answer ("ok", ParsedFeed or Analysed) or ("error",
+    text, traceback or None). An analyser comes pickled, once per version: the worker
+    keeps the last one."""
     if max_memory is not None:
         resource.setrlimit(resource.RLIMIT_AS, (max_memory, max_memory))
+    analyser: Analyser | None = None
     while True:
         try:
             job = conn.recv()
         except (EOFError, OSError):
             return
-        body, headers, url, max_entries = job
-        answer: tuple[str, Any]
+        body, headers, url, max_entries, feed_title, version, payload = job
+        answer: tuple[Any, ...]
+        stage = "parsing the feed"
         try:
-            answer = ("ok", parse_feed(body, headers, url, max_entries=max_entries))
+            parsed = parse_feed(body, headers, url, max_entries=max_entries)
+            if version is None:
+                answer = ("ok", parsed)
+            else:
+                stage = "matching the feed's entries"
+                if payload is not None:
+                    analyser = None  # the old one's memory first
+                    analyser = pickle.loads(payload)
+                assert analyser is not None and analyser.version == version
+                answer = ("ok", analyser.analyse(parsed, feed_title))
         except FeedError as exc:
-            answer = ("error", str(exc))
+            answer = ("error", str(exc), None)
         except MemoryError:
-            answer = ("error", "refused: parsing the feed needed more memory than "
-                               "[parse] max_memory_bytes allows")
+            answer = ("error", f"refused: {stage} needed more memory than "
+                               "[parse] max_memory_bytes allows", None)
         except RecursionError:
-            answer = ("error", "refused: the feed is nested too deeply to parse")
-        except Exception as exc:  # a parser bug costs this feed this poll, never the worker
-            answer = ("error", f"internal error while parsing the feed ({type(exc).__name__})")
-        del body, job
+            answer = ("error", "refused: the feed is nested too deeply to parse", None)
+        except Exception as exc:  # a bug costs this feed this poll, never the worker
+            answer = ("error", f"internal error while {stage} ({type(exc).__name__})",
+                      traceback.format_exc())
+        del body, job, payload
         try:
             conn.send(answer)
         except MemoryError:
             conn.send(("error", "refused: the parsed feed is too large to hand back "
-                                "within [parse] max_memory_bytes"))
+                                "within [parse] max_memory_bytes", None))
 
 
 class _Worker:
@@ -70,11 +95,40 @@ class _Worker:
                                                     name="monitor-parse", daemon=True)
         self.process.start()
         child.close()
+        self.analyser: int | None = None
+        """The version of the analyser this worker holds."""
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        """The daemon's end of the pipe as asyncio streams: jobs and answers go through
+        the event loop, with no thread hand-off. The worker reads and writes its end as
+        a ``multiprocessing`` connection: the same frames (a 4-byte length, or -1 and an
+        8-byte one, then the pickle)."""
+        sock = socket.socket(fileno=os.dup(self.conn.fileno()))
+        self.reader, self.writer = await asyncio.open_connection(sock=sock)
+
+    async def ask(self, job: tuple[Any, ...]) -> tuple[Any, ...]:
+        assert self.reader is not None and self.writer is not None
+        data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(data) > 0x7FFFFFFF:
+            self.writer.write(struct.pack("!iQ", -1, len(data)))
+        else:
+            self.writer.write(struct.pack("!i", len(data)))
+        self.writer.write(data)
+        await self.writer.drain()
+        (size,) = struct.unpack("!i", await self.reader.readexactly(4))
+        if size == -1:
+            (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        answer: tuple[Any, ...] = pickle.loads(await self.reader.readexactly(size))
+        return answer
 
     def kill(self) -> None:
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5)
+        if self.writer is not None:
+            self.writer.close()
         with contextlib.suppress(OSError):
             self.conn.close()
         with contextlib.suppress(ValueError):
@@ -111,57 +165,70 @@ class ParseWorkers:
 
     async def parse(self, body: bytes, headers: Mapping[str, str],
                     url: str | None = None) -> ParsedFeed:
+        """The parsed feed; raises FeedError."""
+        value = await self._run(body, headers, url, None, None)
+        assert isinstance(value, ParsedFeed)
+        return value
+
+    async def analyse(self, body: bytes, headers: Mapping[str, str], url: str,
+                      analyser: Analyser, feed_title: str | None) -> Analysed:
+        """The parsed feed with its entries analysed (``Analyser.analyse``), both in the
+        worker; raises FeedError."""
+        value = await self._run(body, headers, url, analyser, feed_title)
+        assert isinstance(value, Analysed)
+        return value
+
+    async def _run(self, body: bytes, headers: Mapping[str, str], url: str | None,
+                   analyser: Analyser | None, feed_title: str | None) -> ParsedFeed | Analysed:
         async with self._slots:
             worker = self._idle.pop() if self._idle else await self._start()
             healthy = False
+            version = analyser.version if analyser is not None else None
+            payload = (analyser.pickled()
+                       if analyser is not None and worker.analyser != version else None)
             try:
-                answer = await self._ask(worker, (body, dict(headers), url, self.max_entries))
+                answer = await self._ask(worker, (body, dict(headers), url, self.max_entries,
+                                                  feed_title, version, payload))
                 healthy = True
             finally:
                 if healthy:
+                    if payload is not None and answer[0] == "ok":
+                        worker.analyser = version
                     self._idle.append(worker)
                 else:
                     self._all.discard(worker)
                     await asyncio.to_thread(worker.kill)
-        kind, value = answer
-        if kind == "ok":
-            assert isinstance(value, ParsedFeed)
+        if answer[0] == "ok":
+            value: ParsedFeed | Analysed = answer[1]
             return value
-        raise FeedError(str(value))
+        _, text, trace = answer
+        if trace:
+            log.error("%s: %s\n%s", url, text, trace.rstrip())
+        raise FeedError(str(text))
 
     async def _start(self) -> _Worker:
         worker = await asyncio.to_thread(_Worker, self.max_memory)
         self._all.add(worker)
+        try:
+            await worker.connect()
+        except BaseException:
+            self._all.discard(worker)
+            await asyncio.to_thread(worker.kill)
+            raise
         return worker
 
-    async def _ask(self, worker: _Worker, job: tuple[bytes, dict[str, str], str | None, int]
-                   ) -> tuple[str, Any]:
-        loop = asyncio.get_running_loop()
-        readable: asyncio.Future[None] = loop.create_future()
-        fd = worker.conn.fileno()
-
-        def ready() -> None:
-            if not readable.done():
-                readable.set_result(None)
-
+    async def _ask(self, worker: _Worker, job: tuple[Any, ...]) -> tuple[Any, ...]:
         try:
             async with asyncio.timeout(self.timeout):
-                await asyncio.to_thread(worker.conn.send, job)
-                loop.add_reader(fd, ready)
-                try:
-                    await readable
-                    answer: tuple[str, Any] = await asyncio.to_thread(worker.conn.recv)
-                finally:
-                    loop.remove_reader(fd)
+                return await worker.ask(job)
         except TimeoutError:
             self.killed += 1
             raise FeedError(f"refused: parsing took longer than {self.timeout:g}s "
                             "([parse] timeout); the parser was stopped") from None
-        except (EOFError, OSError) as exc:
+        except (EOFError, OSError) as exc:  # asyncio.IncompleteReadError is an EOFError
             self.killed += 1
             raise FeedError("the parser process died while parsing the feed "
                             f"({type(exc).__name__}); see the log") from exc
-        return answer
 
 
 def default_workers() -> int:

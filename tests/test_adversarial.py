@@ -82,7 +82,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
             workers = await stack.enter_async_context(ParseWorkers(
                 timeout=PARSE_TIMEOUT, max_memory_bytes=1_073_741_824, workers=2))
             return Poller(store, fetcher, [compile_watchlist(s) for s in specs],
-                          {"libya": CHANNELS}, jitter=lambda: 0.0, parse=workers.parse)
+                          {"libya": CHANNELS}, jitter=lambda: 0.0, analyse=workers.analyse)
 
         poller = runner.run(enter())
         try:

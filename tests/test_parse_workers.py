@@ -1,5 +1,6 @@
 """Parsing in worker processes: a parse past its deadline or its memory is stopped,
-recorded as the feed's error, and the next parse gets a fresh worker."""
+recorded as the feed's error, and the next parse gets a fresh worker. Matching runs in
+the same workers, with the watchlists in force."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from pathlib import Path
 import pytest
 from servers import FeedServer, rss
 
+from monitor.analyse import Analysed, Analyser
 from monitor.errors import FeedError
 from monitor.fetch import Fetcher
+from monitor.match import Matcher, WatchlistSpec, compile_watchlist
+from monitor.parse import ParsedFeed
 from monitor.poll import Poller, PollReport
 from monitor.store import Store, create, migrate
 from monitor.workers import ParseWorkers
@@ -78,7 +82,7 @@ def test_other_feeds_are_polled_while_one_feed_is_stuck_in_its_parse(
         async with Fetcher(timeout=5, max_body_bytes=1_000_000, concurrency=4, user_agent="t",
                            allow_private_networks=LOCAL) as fetcher, \
                 ParseWorkers(timeout=4, max_memory_bytes=None, workers=2) as pool:
-            poller = Poller(store, fetcher, [], {}, jitter=lambda: 0.0, parse=pool.parse)
+            poller = Poller(store, fetcher, [], {}, jitter=lambda: 0.0, analyse=pool.analyse)
             slow = asyncio.create_task(poller.poll(feeds[slow_url], NOW))
             done = [await poller.poll(feeds[u], NOW) for u in good]
             assert not slow.done(), "the good feeds waited for the stuck one"
@@ -88,3 +92,66 @@ def test_other_feeds_are_polled_while_one_feed_is_stuck_in_its_parse(
     assert not slow.ok and slow.error is not None and "parsing took longer" in slow.error
     assert {f.url: f.last_error for f in store.feeds()}[slow_url] == slow.error
     engine.dispose()
+
+
+class BrokenAnalyser(Analyser):
+    """An analyser with a bug, as the worker runs it (the worker imports this module)."""
+
+    def analyse(self, parsed: ParsedFeed, feed_title: str | None = None) -> Analysed:
+        raise ZeroDivisionError("a bug in matching")
+
+
+def test_the_workers_match_with_the_watchlists_in_force(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    """Matching runs in the worker, which keeps the analyser it was sent: after a change
+    of watchlists the next poll matches with the new ones, in the same worker."""
+    libya = compile_watchlist(WatchlistSpec("libya", ("Tripoli",)))
+    haftar = compile_watchlist(WatchlistSpec("haftar", ("Haftar",)))
+    first = rss({"title": "Clashes in Tripoli", "guid": "1"})
+    second = rss({"title": "Clashes in Tripoli", "guid": "1"},
+                 {"title": "Haftar in Tripoli", "guid": "2"})
+    url = feed_server.serve("/f", first)
+    engine = create(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(engine)
+    store = Store(engine)
+    store.sync_feeds([(url, None, timedelta(minutes=5))], NOW)
+    store.sync_watchlists({"libya": {}, "haftar": {}}, NOW)
+
+    async def go() -> list[PollReport]:
+        async with Fetcher(timeout=5, max_body_bytes=1_000_000, concurrency=1, user_agent="t",
+                           allow_private_networks=LOCAL) as fetcher, \
+                ParseWorkers(timeout=10, max_memory_bytes=None, workers=1) as pool:
+            poller = Poller(store, fetcher, [libya], {"libya": ("desk",), "haftar": ("desk",)},
+                            jitter=lambda: 0.0, analyse=pool.analyse)
+            (feed,) = store.feeds()
+            reports = [await poller.poll(feed, NOW)]
+            poller.use_watchlists([haftar])
+            feed_server.serve("/f", second)
+            (feed,) = store.feeds()
+            reports.append(await poller.poll(feed, NOW + timedelta(minutes=5)))
+            return reports
+
+    one, two = asyncio.run(go())
+    assert one.ok and one.counts.by_watchlist == {"libya": 1} and one.counts.alerts == 1
+    # the known item is not stored again; the new one matches the new watchlists only
+    assert two.ok and two.counts.new_items == 1 and two.counts.by_watchlist == {"haftar": 1}
+    engine.dispose()
+
+
+def test_a_bug_in_matching_in_the_worker_costs_that_feed_and_is_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    body = rss({"title": "Tripoli", "guid": "1"}).encode()
+    broken = BrokenAnalyser(Matcher.of([]), {})
+    fine = Analyser.of([compile_watchlist(WatchlistSpec("libya", ("Tripoli",)))], {})
+
+    async def go() -> tuple[str, Analysed]:
+        async with ParseWorkers(timeout=10, max_memory_bytes=None, workers=1) as pool:
+            with pytest.raises(FeedError) as bug:
+                await pool.analyse(body, {}, "http://x/", broken, None)
+            return str(bug.value), await pool.analyse(body, {}, "http://x/", fine, "Wire")
+
+    error, after = asyncio.run(go())
+    assert error == "internal error while matching the feed's entries (ZeroDivisionError)"
+    assert "ZeroDivisionError: a bug in matching" in caplog.text  # the worker's traceback
+    (item,) = after.items  # the same worker, still serving
+    assert [m.watchlist for m in item.matches] == ["libya"]

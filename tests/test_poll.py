@@ -70,7 +70,7 @@ def test_a_broken_database_is_reported_not_raised(store: Store, feed_server: Fee
         conn.execute(text("drop table items"))
     report = poll(store, feed, [])
     assert not report.ok and report.error is not None
-    assert report.error.startswith("database: cannot read the items of feed")
+    assert report.error.startswith("database: cannot save the poll of feed")
 
 
 def run(store: Store, feed: FeedRow, now: datetime) -> PollReport:

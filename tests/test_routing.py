@@ -22,13 +22,13 @@ from monitor.alerts import (
     plan,
     renderer,
 )
+from monitor.analyse import match_entry
 from monitor.config import load_config
 from monitor.daemon import OnceReport, build, digest_trigger, run_once
 from monitor.errors import ConfigError
 from monitor.match import Matcher, compile_watchlist
 from monitor.match.watchlist import WatchlistSpec
 from monitor.parse import Entry
-from monitor.poll import match_entry
 
 NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
 TRIPOLI = zoneinfo.ZoneInfo("Africa/Tripoli")  # UTC+2, no DST

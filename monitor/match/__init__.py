@@ -5,6 +5,7 @@ from .highlight import Snippet, snippet
 from .matcher import Matcher, compile_matcher
 from .query import parse
 from .watchlist import (
+    EVERY,
     ActorSpec,
     AliasSpec,
     RuleHit,
@@ -19,6 +20,7 @@ from .watchlist import (
 )
 
 __all__ = [
+    "EVERY",
     "ActorSpec",
     "AliasSpec",
     "Document",

@@ -15,6 +15,7 @@ from .engine import Document, Span, evaluate
 from .query import Node, Term, actors_in, make_term, parse
 
 __all__ = [
+    "EVERY",
     "ActorSpec",
     "AliasSpec",
     "Rule",
@@ -26,6 +27,10 @@ __all__ = [
     "compile_watchlist",
     "slugify",
 ]
+
+EVERY = "*"
+"""In a channel's ``watchlists``: every watchlist in force, those made in the console or
+with the CLI included."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..analyse import NewItem, NewMatch
 from ..errors import StoreError
 from . import cluster, housekeeping
 from .catalog import AuditEntry, CatalogStore, Edit
@@ -67,30 +68,6 @@ class FeedRow:
     def location(self) -> str:
         """The URL to fetch: where permanent redirects have led, else the configured one."""
         return self.fetch_url or self.url
-
-
-@dataclass(frozen=True)
-class NewMatch:
-    watchlist: str
-    rules: list[dict[str, Any]]
-    snippet: str
-    marks: list[list[int]]
-    channels: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class NewItem:
-    key: str
-    guid: str | None
-    link: str | None
-    title: str
-    summary: str
-    content: str
-    author: str
-    published_at: datetime | None
-    matches: tuple[NewMatch, ...] = ()
-    title_key: str | None = None
-    simhash: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,149 @@
+"""What a poll finds in a parsed feed: each distinct entry as a ``NewItem``, with the
+watchlists it matches, their snippets and channels, and its story keys.
+
+This is pure CPU and runs where the feed was parsed: in a parse worker
+(``workers.ParseWorkers.analyse``), so matching uses the worker's core and not the
+daemon's. The worker gets the ``Analyser`` (the matcher, the routes) pickled, once per
+version. Every entry is analysed, new or not: the daemon does not know which items a
+feed already has until it writes them, and the store skips those (an entry it already
+has costs a match, never a second alert).
+
+The module imports no database or HTTP code, so a worker starts small.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from .dedup import identity, story_keys
+from .match import EVERY, Document, Matcher, Watchlist, WatchlistMatch, snippet
+from .parse import Entry, ParsedFeed
+
+__all__ = ["Analysed", "Analyser", "NewItem", "NewMatch", "document", "match_entry"]
+
+@dataclass(frozen=True)
+class NewMatch:
+    watchlist: str
+    rules: list[dict[str, Any]]
+    snippet: str
+    marks: list[list[int]]
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NewItem:
+    key: str
+    guid: str | None
+    link: str | None
+    title: str
+    summary: str
+    content: str
+    author: str
+    published_at: datetime | None
+    matches: tuple[NewMatch, ...] = ()
+    title_key: str | None = None
+    simhash: str | None = None
+
+
+def document(entry: Entry, feed_title: str | None, link: str | None = None,
+             fields: Collection[str] | None = None) -> Document:
+    """What the watchlists see of a new entry; only ``fields`` when given (those the
+    matcher's rules look at: the others would be read for nothing)."""
+    texts = {"title": entry.title, "summary": entry.summary, "content": entry.content,
+             "author": entry.author, "feed": feed_title, "url": link or entry.link}
+    if fields is not None:
+        texts = {name: text for name, text in texts.items() if name in fields}
+    return Document.of(**texts)
+
+
+def match_entry(entry: Entry, feed_title: str | None, matcher: Matcher,
+                routes: Mapping[str, tuple[str, ...]],
+                min_rules: Mapping[str, int] | None = None) -> tuple[NewMatch, ...]:
+    """Every watchlist that matches the entry, with its snippet and the channels it goes
+    to: those subscribed to the watchlist (or to every watchlist, ``"*"``) whose
+    ``min_rules`` the match reaches."""
+    doc = document(entry, feed_title, fields=matcher.scanned)
+    out = []
+    for m in matcher.match(doc):
+        routed = dict.fromkeys((*routes.get(m.watchlist, ()), *routes.get(EVERY, ())))
+        channels = tuple(c for c in routed if len(m.rules) >= (min_rules or {}).get(c, 1))
+        out.append(_new_match(doc, m, channels))
+    return tuple(out)
+
+
+def _new_match(doc: Document, m: WatchlistMatch, channels: tuple[str, ...]) -> NewMatch:
+    snip = snippet(doc, m.terms)
+    rules = [{"index": r.index, "rule": r.rule,
+              "terms": [{"field": t.field, "start": t.start, "end": t.end, "text": t.text}
+                        for t in r.terms]}
+             for r in m.rules]
+    return NewMatch(m.watchlist, rules, snip.text, [list(x) for x in snip.marks], channels)
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """A parsed feed with its entries analysed: ``items`` has each distinct entry (a
+    guid repeated within the feed counts once), ``seen`` every entry's key."""
+
+    feed: ParsedFeed
+    """The feed without its entries (``entries`` is empty): they are the items, and a
+    worker's answer would carry each twice."""
+    items: list[NewItem]
+    seen: list[str]
+    published: list[datetime]
+    """The entries' publication dates, where they have one (the adaptive interval)."""
+
+
+_VERSIONS = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Analyser:
+    """The matcher and the routes of one configuration: what analysing needs. A parse
+    worker keeps the last one it was sent; ``version`` tells it a new one apart."""
+
+    matcher: Matcher
+    routes: Mapping[str, tuple[str, ...]]
+    min_rules: Mapping[str, int] = field(default_factory=dict)
+    version: int = field(default_factory=lambda: next(_VERSIONS))
+    _pickled: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, watchlists: Sequence[Watchlist],
+           routes: Mapping[str, tuple[str, ...]],
+           min_rules: Mapping[str, int] | None = None) -> Analyser:
+        return cls(Matcher.of(watchlists), dict(routes), dict(min_rules or {}))
+
+    def pickled(self) -> bytes:
+        """This analyser as a worker receives it; pickled once, then kept."""
+        if self._pickled is None:
+            self._pickled = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        return self._pickled
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_pickled": None}
+
+    def analyse(self, parsed: ParsedFeed, feed_title: str | None = None) -> Analysed:
+        """Every distinct entry of ``parsed`` as a NewItem; ``feed_title`` is the title
+        the feed is stored under (the feed's own title when None)."""
+        keyed: dict[str, Entry] = {}
+        for e in parsed.entries:
+            keyed.setdefault(identity(e), e)
+        title = feed_title or parsed.title
+        items = []
+        for key, e in keyed.items():
+            matches = match_entry(e, title, self.matcher, self.routes, self.min_rules)
+            story = story_keys(e.title, e.content or e.summary) if matches else None
+            items.append(NewItem(
+                key=key, guid=e.guid, link=e.link, title=e.title, summary=e.summary,
+                content=e.content, author=e.author, published_at=e.published,
+                matches=matches, title_key=story.title_key if story else None,
+                simhash=story.simhash if story else None,
+            ))
+        return Analysed(replace(parsed, entries=()), items, list(keyed),
+                        [e.published for e in parsed.entries if e.published])
