@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import logging
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import text
 
 from monitor.fetch import Fetcher
 from monitor.match import Document, Matcher, WatchlistMatch, WatchlistSpec, compile_watchlist
-from monitor.poll import Poller, PollReport
+from monitor.poll import FeedOptions, Poller, PollReport
 from monitor.store import FeedRow, Store, create, migrate
 
 NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
@@ -157,3 +158,22 @@ def test_an_unchanged_feed_is_logged_at_debug_only(
         run(store, only(store), NOW + timedelta(minutes=10))
     assert [r.getMessage() for r in caplog.records if r.name == "monitor.poll"] == [
         f"polled {url}: 304, 0 new items, 0 matches"]
+
+
+def test_an_adaptive_feed_is_next_checked_at_its_publishing_rate(
+        store: Store, feed_server: FeedServer) -> None:
+    """The entries' dates reach the schedule from wherever the feed was analysed."""
+    dates = [format_datetime(NOW - timedelta(hours=2 * i), usegmt=True) for i in range(4)]
+    url = feed_server.serve("/f", rss(*({"title": f"t{i}", "guid": str(i), "pubDate": d}
+                                        for i, d in enumerate(dates))))
+    feed = prepare(store, url)
+
+    async def go() -> PollReport:
+        async with Fetcher(timeout=5, max_body_bytes=100_000, concurrency=2, user_agent="t",
+                           allow_private_networks=[ipaddress.ip_network("127.0.0.1/32")]) as f:
+            options = {url: FeedOptions(adaptive=(timedelta(minutes=10), timedelta(hours=6)))}
+            return await Poller(store, f, [], {}, options, jitter=lambda: 0.0).poll(feed, NOW)
+
+    assert asyncio.run(go()).ok
+    (polled,) = store.feeds()
+    assert polled.next_check_at == NOW + timedelta(hours=2)  # not the 5 minutes configured
