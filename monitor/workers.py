@@ -147,14 +147,24 @@ class ParseWorkers:
         self._idle: list[_Worker] = []
         self._slots = asyncio.Semaphore(workers)
         self._all: set[_Worker] = set()
+        self._starting: list[asyncio.Task[_Worker]] = []
+        self.workers = workers
         self.killed = 0
         """Workers killed at their deadline (or found dead) since the start."""
 
     async def __aenter__(self) -> ParseWorkers:
+        """Start the workers now, in the background: a process takes a moment to import
+        the parser and the matcher, and the first feeds would otherwise wait for it."""
+        self._starting = [asyncio.create_task(self._start(), name="start a parse worker")
+                          for _ in range(self.workers)]
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
+        for task in self._starting:
+            task.cancel()
+        await asyncio.gather(*self._starting, return_exceptions=True)
+        self._starting.clear()
         self.close()
 
     def close(self) -> None:
@@ -181,7 +191,7 @@ class ParseWorkers:
     async def _run(self, body: bytes, headers: Mapping[str, str], url: str | None,
                    analyser: Analyser | None, feed_title: str | None) -> ParsedFeed | Analysed:
         async with self._slots:
-            worker = self._idle.pop() if self._idle else await self._start()
+            worker = self._idle.pop() if self._idle else await self._next()
             healthy = False
             version = analyser.version if analyser is not None else None
             payload = (analyser.pickled()
@@ -206,9 +216,23 @@ class ParseWorkers:
             log.error("%s: %s\n%s", url, text, trace.rstrip())
         raise FeedError(str(text))
 
+    async def _next(self) -> _Worker:
+        """A worker started in the background, or else a new one."""
+        while self._starting:
+            task = self._starting.pop()
+            try:
+                return await task
+            except Exception:  # it could not start: try again below, and fail there
+                log.exception("a parse worker did not start")
+        return await self._start()
+
     async def _start(self) -> _Worker:
-        worker = await asyncio.to_thread(_Worker, self.max_memory)
-        self._all.add(worker)
+        def make() -> _Worker:
+            worker = _Worker(self.max_memory)
+            self._all.add(worker)  # even if the task was cancelled meanwhile: close kills it
+            return worker
+
+        worker = await asyncio.to_thread(make)
         try:
             await worker.connect()
         except BaseException:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import multiprocessing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -155,3 +156,21 @@ def test_a_bug_in_matching_in_the_worker_costs_that_feed_and_is_logged(
     assert "ZeroDivisionError: a bug in matching" in caplog.text  # the worker's traceback
     (item,) = after.items  # the same worker, still serving
     assert [m.watchlist for m in item.matches] == ["libya"]
+
+
+def test_the_workers_start_on_entry_and_stop_on_exit() -> None:
+    """Started before the first feed arrives (a worker takes a moment to import the
+    parser and the matcher), and none is left behind."""
+    def running() -> int:
+        return sum(p.name == "monitor-parse" for p in multiprocessing.active_children())
+
+    async def go() -> int:
+        async with ParseWorkers(timeout=5, max_memory_bytes=None, workers=2):
+            for _ in range(200):  # bounded: 10 s
+                if running() == 2:
+                    break
+                await asyncio.sleep(0.05)
+            return running()
+
+    assert asyncio.run(go()) == 2
+    assert running() == 0
