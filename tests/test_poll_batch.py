@@ -113,8 +113,11 @@ def contents(engine: Engine) -> dict[str, Any]:
                           m.created_at) for m in conn.execute(select(Match))}
         outbox = [(matches[o.match_id][:2], o.channel, o.status, o.next_attempt_at,
                    o.created_at) for o in conn.execute(select(Outbox).order_by(Outbox.id))]
+        stamps = conn.exec_driver_sql(  # as stored: SQLite compares its text
+            "SELECT feed_id, key, CAST(published_at AS TEXT), CAST(fetched_at AS TEXT), "
+            "CAST(last_seen_at AS TEXT) FROM items ORDER BY feed_id, key").all()
     return {"items": stored, "matches": sorted(map(repr, matches.values())),
-            "outbox": outbox}
+            "outbox": outbox, "stamps": stamps}
 
 
 def feed_states(store: Store) -> dict[str, Any]:
@@ -187,6 +190,11 @@ def test_a_key_the_feed_has_is_not_stored_again(engine: Engine) -> None:
                                           Item.last_seen_at)))
     assert rows == sorted([(a, "k", NOW, later), (a, "new", later, later),
                            (b, "k", later, later)])
+    with engine.connect() as conn:  # stored as SQLAlchemy stores a time: SQLite compares text
+        stamps = set(conn.exec_driver_sql(
+            "SELECT CAST(items.fetched_at AS TEXT), CAST(feeds.last_checked_at AS TEXT) "
+            "FROM items JOIN feeds ON feeds.id = items.feed_id WHERE items.key = 'new'").all())
+    assert len(stamps) == 1 and len(set(*stamps)) == 1
 
 
 def test_two_polls_of_a_batch_sharing_a_story_alert_once(engine: Engine) -> None:

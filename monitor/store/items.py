@@ -65,7 +65,7 @@ def _mark(conn: Connection) -> str:
 def _bind(conn: Connection, column: str) -> Callable[[Any], Any]:
     """What the driver takes for a value of the items' ``column``, as SQLAlchemy would
     pass it (an aware datetime: naive UTC, or SQLite's text)."""
-    processor = _ITEMS.c[column].type.bind_processor(conn.dialect)
+    processor = _ITEMS.c[column].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return processor if processor is not None else (lambda value: value)
 
 
@@ -83,7 +83,7 @@ def _insert_items(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> dict[tup
         sql = (f"INSERT INTO items ({names}) VALUES {', '.join([one] * len(chunk))} "
                'RETURNING id, feed_id, "key"')
         ids.update(((feed_id, key), item_id) for item_id, feed_id, key in conn.exec_driver_sql(
-            sql, tuple(value for row in chunk for value in row)))
+            sql, tuple(value for row in chunk for value in row)).all())
     return ids
 
 
@@ -164,7 +164,7 @@ class BatchItems:
             sql = ("SELECT items.feed_id, items.key FROM (VALUES " + values + ") AS wanted "
                    "JOIN items ON items.feed_id = wanted.column1 AND items.key = wanted.column2")
             for feed_id, key in self.conn.exec_driver_sql(
-                    sql, tuple(x for pair in chunk for x in pair)):
+                    sql, tuple(x for pair in chunk for x in pair)).all():
                 known.setdefault(feed_id, set()).add(key)
         return known
 
