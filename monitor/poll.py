@@ -115,10 +115,13 @@ class PollWriter:
     feed queueing on SQLite's lock; nothing waits for a batch to fill."""
 
     def __init__(self, store: Store, story_window: timedelta = timedelta(hours=48),
-                 max_batch: int = 500) -> None:
+                 max_batch: int = 500, max_items: int = 5000) -> None:
         self.store = store
         self.story_window = story_window
         self.max_batch = max_batch
+        self.max_items = max_items
+        """A batch ends once its polls bring this many items (it has at least one poll):
+        a transaction of a round of large feeds stays short."""
         self._queue: list[tuple[PollWrite, asyncio.Future[PollCounts]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -132,8 +135,12 @@ class PollWriter:
 
     async def _drain(self) -> None:
         while self._queue:
-            batch = self._queue[:self.max_batch]
-            del self._queue[:self.max_batch]
+            size, items = 0, 0
+            while size < min(self.max_batch, len(self._queue)) and items < self.max_items:
+                items += len(self._queue[size][0].items)
+                size += 1
+            batch = self._queue[:size]
+            del self._queue[:size]
             results: list[PollCounts | StoreError]
             try:
                 results = await asyncio.to_thread(

@@ -3,8 +3,9 @@ its polls stored written one by one, in its order, on SQLite and on PostgreSQL."
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from monitor.errors import StoreError
+from monitor.poll import PollWriter
 from monitor.store import (
     FetchState,
     NewItem,
@@ -224,3 +226,38 @@ def test_a_feed_gone_is_refused_alone_and_an_empty_batch_writes_nothing(engine: 
     assert isinstance(results[0], StoreError) and "no longer exists" in str(results[0])
     assert results[1] == PollCounts(new_items=1)
     assert store.record_polls([]) == []
+
+
+class BatchCountingStore(Store):
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.batches: list[list[int]] = []
+
+    def record_polls(self, writes: Sequence[PollWrite], *,
+                     story_window: timedelta = timedelta(hours=48)
+                     ) -> list[PollCounts | StoreError]:
+        self.batches.append([len(w.items) for w in writes])
+        return super().record_polls(writes, story_window=story_window)
+
+
+def test_the_writer_batches_polls_with_items_and_bounds_a_batch_by_its_items(
+        engine: Engine) -> None:
+    """Polls queued while a batch is written go together in the next; a batch ends once
+    its polls bring ``max_items`` items; a refused poll fails alone."""
+    store = BatchCountingStore(engine)
+    store_on(engine)
+    a, b, c = (ids(store)[url] for url in FEEDS)
+    writer = PollWriter(store, max_items=3)
+    polls = [PollWrite(a, ok(NOW), [item("a1"), item("a2")], ["a1", "a2"]),
+             PollWrite(b, ok(NOW), [item("b1"), item("b2")], ["b1", "b2"]),
+             PollWrite(c, ok(NOW), [item("c1", "email")], ["c1"]),
+             PollWrite(10_000, ok(NOW), [item("x")], ["x"])]
+
+    async def write_all() -> list[PollCounts | BaseException]:
+        return await asyncio.gather(*(writer.write(w) for w in polls), return_exceptions=True)
+
+    results = asyncio.run(write_all())
+    assert store.batches == [[2, 2], [1, 1]]
+    assert [r.new_items for r in results if isinstance(r, PollCounts)] == [2, 2, 1]
+    assert isinstance(results[3], StoreError)
+    assert {f.url: f.items for f in store.feeds()} == dict(zip(FEEDS, [2, 2, 1], strict=True))
