@@ -115,7 +115,7 @@ class PollWriter:
     feed queueing on SQLite's lock; nothing waits for a batch to fill."""
 
     def __init__(self, store: Store, story_window: timedelta = timedelta(hours=48),
-                 max_batch: int = 500, max_items: int = 5000) -> None:
+                 max_batch: int = 500, max_items: int = 2000) -> None:
         self.store = store
         self.story_window = story_window
         self.max_batch = max_batch
