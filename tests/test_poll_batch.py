@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from monitor.errors import StoreError
 from monitor.poll import PollWriter
@@ -261,3 +262,56 @@ def test_the_writer_batches_polls_with_items_and_bounds_a_batch_by_its_items(
     assert [r.new_items for r in results if isinstance(r, PollCounts)] == [2, 2, 1]
     assert isinstance(results[3], StoreError)
     assert {f.url: f.items for f in store.feeds()} == dict(zip(FEEDS, [2, 2, 1], strict=True))
+
+
+def test_two_workers_writing_the_same_feeds_at_once_store_each_item_once(pg_url: str
+                                                                          ) -> None:
+    """PostgreSQL: each batch locks its feeds (in id order, whatever the order of its
+    polls) before reading their known keys, so a second batch (here of pushes, which
+    update no feed row) waits for the first and then skips what it stored, instead of
+    failing on the unique index. The first batch
+    holds its transaction open after its insert until the second has read the known
+    keys (which the lock prevents: then it goes on after 2 seconds)."""
+    engines = [create(pg_url) for _ in range(2)]
+    migrate(engines[0])
+    stores = [store_on(engines[0]), Store(engines[1])]
+    a, b, _ = (ids(stores[0])[url] for url in FEEDS)
+    locked, second_read = threading.Event(), threading.Event()
+
+    def first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("SELECT feeds.id, feeds.lease_owner"):  # the claims' read
+            locked.set()
+        elif statement.startswith("INSERT INTO items"):
+            second_read.wait(2)
+
+    def second(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "wanted.column1" in statement:
+            second_read.set()
+
+    event.listen(engines[0], "after_cursor_execute", first)
+    event.listen(engines[1], "after_cursor_execute", second)
+    results: list[list[PollCounts | StoreError]] = [[], []]
+
+    def write(n: int) -> None:
+        polls = [PollWrite(a, ok(NOW), [item("k1"), item("k2")], ["k1", "k2"]),
+                 PollWrite(b, ok(NOW), [item("k1", "email")], ["k1"])]
+        if n == 1:  # pushes, which leave the feed rows alone, in the other order
+            polls = [dataclasses.replace(w, state=None, pushed_at=NOW) for w in polls[::-1]]
+            assert locked.wait(30)
+        results[n] = stores[n].record_polls(polls)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert all(isinstance(r, PollCounts) for rs in results for r in rs), results
+        assert [[r.new_items for r in rs if isinstance(r, PollCounts)] for rs in results] == [
+            [2, 1], [0, 0]]
+        assert sum(r.alerts for rs in results for r in rs if isinstance(r, PollCounts)) == 1
+        assert {f.url: f.items for f in stores[0].feeds()} == {
+            FEEDS[0]: 2, FEEDS[1]: 1, FEEDS[2]: 0}
+    finally:
+        for e in engines:
+            e.dispose()
