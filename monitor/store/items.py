@@ -30,6 +30,9 @@ __all__ = ["BatchItems", "forget_stories", "known_keys"]
 
 _CHUNK = 500
 """Keys per ``IN (…)``: well under SQLite's and PostgreSQL's parameter limits."""
+_ROWS = 256
+"""Rows of a multi-row statement (``_pieces``); 13 parameters each, well under the
+limits too."""
 _ITEMS = cast(Table, Item.__table__)
 _MATCHES = cast(Table, Match.__table__)
 _OUTBOX = cast(Table, Outbox.__table__)
@@ -77,14 +80,28 @@ def _insert_items(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> dict[tup
     ids: dict[tuple[int, str], int] = {}
     one = "(" + ", ".join([_mark(conn)] * len(_COLUMNS)) + ")"
     names = ", ".join(f'"{c}"' for c in _COLUMNS)
-    step = _CHUNK // 2
-    for i in range(0, len(rows), step):
-        chunk = rows[i : i + step]
-        sql = (f"INSERT INTO items ({names}) VALUES {', '.join([one] * len(chunk))} "
+    for start, size in _pieces(len(rows)):
+        sql = (f"INSERT INTO items ({names}) VALUES {', '.join([one] * size)} "
                'RETURNING id, feed_id, "key"')
         ids.update(((feed_id, key), item_id) for item_id, feed_id, key in conn.exec_driver_sql(
-            sql, tuple(value for row in chunk for value in row)).all())
+            sql, tuple(value for row in rows[start : start + size] for value in row)).all())
     return ids
+
+
+def _pieces(n: int) -> list[tuple[int, int]]:
+    """(start, size) of the statements for ``n`` rows: ``_ROWS`` at a time, the rest in
+    powers of two. The driver keeps each distinct statement prepared (SQLite's cache
+    holds 128 a connection), and one of a few hundred rows is large: statements of any
+    length took 13 MB of the daemon's peak."""
+    out = []
+    start = 0
+    size = _ROWS
+    while start < n:
+        while size > n - start:
+            size //= 2
+        out.append((start, size))
+        start += size
+    return out
 
 
 def known_keys(conn: Connection, feed_id: int, keys: Sequence[str]) -> set[str]:
@@ -157,14 +174,13 @@ class BatchItems:
         pairs = [(feed_id, key) for feed_id, ks in keys.items() for key in ks]
         known: dict[int, set[str]] = {}
         mark = _mark(self.conn)
-        for i in range(0, len(pairs), _CHUNK // 2):
-            chunk = pairs[i : i + _CHUNK // 2]
+        for start, size in _pieces(len(pairs)):
             values = ", ".join([f"(CAST({mark} AS INTEGER), CAST({mark} AS VARCHAR))",
-                                *[f"({mark}, {mark})"] * (len(chunk) - 1)])
+                                *[f"({mark}, {mark})"] * (size - 1)])
             sql = ("SELECT items.feed_id, items.key FROM (VALUES " + values + ") AS wanted "
                    "JOIN items ON items.feed_id = wanted.column1 AND items.key = wanted.column2")
             for feed_id, key in self.conn.exec_driver_sql(
-                    sql, tuple(x for pair in chunk for x in pair)).all():
+                    sql, tuple(x for pair in pairs[start : start + size] for x in pair)).all():
                 known.setdefault(feed_id, set()).add(key)
         return known
 
