@@ -18,13 +18,15 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from ..dedup import StoryCandidate, StoryKeys, find_story
 from .models import Item, Match, Outbox, Watchlist
-from .polls import NewItem, PollCounts, PollWrite
+
+if TYPE_CHECKING:
+    from .polls import NewItem, PollCounts, PollWrite
 
 __all__ = ["BatchItems", "forget_stories", "known_keys"]
 

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
+from .items import BatchItems
 from .states import FetchState, lock_feeds, refresh_served, write_states
 
 __all__ = ["NewItem", "NewMatch", "PollCounts", "PollWrite", "record_polls"]
@@ -85,8 +86,6 @@ def record_polls(engine: Engine, writes: Sequence[PollWrite],
                  story_window: timedelta) -> list[PollCounts | StoreError]:
     """See ``Store.record_polls``. The feeds' rows are locked (PostgreSQL) in id order,
     so two workers' batches, or a batch and a push, never store one item twice."""
-    from .items import BatchItems  # items.py reads the dataclasses above
-
     results: list[PollCounts | StoreError] = []
     if not writes:
         return results
