@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Column, Connection, Table, bindparam, insert, select, update
 
 from ..dedup import StoryCandidate, StoryKeys, find_story
 from .models import Item, Match, Outbox, Watchlist
@@ -51,9 +51,8 @@ _STORY = (update(_ITEMS).where(_ITEMS.c.id == bindparam("b_item_id"))
           .values(story_id=bindparam("b_story_id")))
 _COLUMNS = ("feed_id", "key", "guid", "link", "title", "summary", "content", "author",
             "published_at", "fetched_at", "last_seen_at", "title_key", "simhash")
-"""An item's row as ``_insert_items`` takes it (its ``story_id`` is set later)."""
-_INSERT_MATCHES = insert(_MATCHES).returning(_MATCHES.c.id, _MATCHES.c.item_id,
-                                             _MATCHES.c.watchlist_id)
+"""An item's row as ``BatchItems`` inserts it (its ``story_id`` is set later)."""
+_MATCH_COLUMNS = ("item_id", "watchlist_id", "rules", "snippet", "marks", "created_at")
 _ALERTED = (select(_ITEMS.c.story_id, _OUTBOX.c.channel).distinct()
             .select_from(_OUTBOX.join(_MATCHES, _OUTBOX.c.match_id == _MATCHES.c.id)
                          .join(_ITEMS, _MATCHES.c.item_id == _ITEMS.c.id))
@@ -67,27 +66,30 @@ def _mark(conn: Connection) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
-def _bind(conn: Connection, column: str) -> Callable[[Any], Any]:
-    """What the driver takes for a value of the items' ``column``, as SQLAlchemy would
-    pass it (an aware datetime: naive UTC, or SQLite's text)."""
-    processor = _ITEMS.c[column].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+def _bind(conn: Connection, column: Column[Any]) -> Callable[[Any], Any]:
+    """What the driver takes for a value of ``column``, as SQLAlchemy would pass it (an
+    aware datetime: naive UTC, or SQLite's text; JSON: its text)."""
+    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return processor if processor is not None else (lambda value: value)
 
 
-def _insert_items(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> dict[tuple[int, str], int]:
-    """Insert the rows (``_COLUMNS``) through the driver, a few hundred a statement
-    (``INSERT … VALUES (…), (…) RETURNING``): SQLAlchemy's own ``executemany`` spent more
-    CPU building and converting each row's parameters than SQLite spent storing it.
-    Returns each row's id by (feed, key)."""
-    ids: dict[tuple[int, str], int] = {}
-    one = "(" + ", ".join([_mark(conn)] * len(_COLUMNS)) + ")"
-    names = ", ".join(f'"{c}"' for c in _COLUMNS)
+def _insert(conn: Connection, table: Table, columns: Sequence[str],
+            rows: Sequence[tuple[Any, ...]], returning: Sequence[str]) -> list[Any]:
+    """Insert the rows (values of ``columns``, as the driver takes them: ``_bind``)
+    through the driver, a few hundred a statement (``INSERT … VALUES (…), (…)
+    RETURNING``): SQLAlchemy's own ``executemany`` spent more CPU building and
+    converting each row's parameters than SQLite spent storing it. Returns the
+    ``returning`` columns of the rows, in no particular order."""
+    out: list[Any] = []
+    one = "(" + ", ".join([_mark(conn)] * len(columns)) + ")"
+    names = ", ".join(f'"{c}"' for c in columns)
+    back = ", ".join(f'"{c}"' for c in returning)
     for start, size in _pieces(len(rows)):
-        sql = (f"INSERT INTO items ({names}) VALUES {', '.join([one] * size)} "
-               'RETURNING id, feed_id, "key"')
-        ids.update(((feed_id, key), item_id) for item_id, feed_id, key in conn.exec_driver_sql(
-            sql, tuple(value for row in rows[start : start + size] for value in row)).all())
-    return ids
+        sql = (f'INSERT INTO {table.name} ({names}) VALUES {", ".join([one] * size)} '
+               f"RETURNING {back}")
+        out += conn.exec_driver_sql(
+            sql, tuple(value for row in rows[start : start + size] for value in row)).all()
+    return out
 
 
 def _pieces(n: int) -> list[tuple[int, int]]:
@@ -149,7 +151,7 @@ class BatchItems:
             conn.execute(_SERVED, served)
         rows: list[tuple[Any, ...]] = []
         fresh: list[tuple[PollWrite, PollCounts, NewItem]] = []
-        time = _bind(conn, "fetched_at")
+        time = _bind(conn, _ITEMS.c.fetched_at)
         for w, counts in polls:
             have = known.setdefault(w.feed_id, set())
             at = time(w.at)
@@ -164,7 +166,8 @@ class BatchItems:
                              new.title_key, new.simhash))
         if not rows:
             return
-        ids = _insert_items(conn, rows)
+        ids = {(feed_id, key): item_id for item_id, feed_id, key
+               in _insert(conn, _ITEMS, _COLUMNS, rows, ("id", "feed_id", "key"))}
         matched = [(w, counts, new, ids[w.feed_id, new.key])
                    for w, counts, new in fresh if new.matches]
         if matched:
@@ -210,11 +213,14 @@ class BatchItems:
             stories.append({"b_item_id": item_id, "b_story_id": story_id})
         conn.execute(_STORY, stories)
         self._read_alerts({s for s in joined if s is not None} - self._read)
-        match_rows = [{"item_id": item_id, "watchlist_id": watchlist_ids[m.watchlist],
-                       "rules": m.rules, "snippet": m.snippet, "marks": m.marks,
-                       "created_at": w.at} for w, _, new, item_id in matched for m in new.matches]
+        rules, marks = _bind(conn, _MATCHES.c.rules), _bind(conn, _MATCHES.c.marks)
+        created = _bind(conn, _MATCHES.c.created_at)
+        match_rows = [(item_id, watchlist_ids[m.watchlist], rules(m.rules), m.snippet,
+                       marks(m.marks), created(w.at))
+                      for w, _, new, item_id in matched for m in new.matches]
         match_ids = {(item_id, watchlist_id): match_id for match_id, item_id, watchlist_id
-                     in conn.execute(_INSERT_MATCHES, match_rows)}
+                     in _insert(conn, _MATCHES, _MATCH_COLUMNS, match_rows,
+                                ("id", "item_id", "watchlist_id"))}
         outbox = []
         for (w, counts, new, item_id), story in zip(matched, joined, strict=True):
             for m in new.matches:
