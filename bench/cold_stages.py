@@ -1,6 +1,6 @@
 """CPU per feed of each stage of a cold poll, without HTTP: the new-item path alone.
 
-    python -m bench.cold_stages [--feeds 1000] [--items 20] [--seed 1]
+    python -m bench.cold_stages [--feeds 1000] [--items 20] [--seed 1] [--batch 100]
 
 The bench corpus (``bench.corpus``, as ``bench.fetch_cycle`` serves it) goes through
 the stages a cold poll runs, one stage at a time over every feed, in this process:
@@ -9,8 +9,11 @@ the stages a cold poll runs, one stage at a time over every feed, in this proces
 - ``analyse``: ``Analyser.analyse`` (in the same worker): identities, ``Document``s,
   matching, snippets and story keys of every entry;
 - ``pickle``: the worker's answer pickled and unpickled (the hand-off to the daemon);
-- ``record``: ``Store.record_poll`` on a fresh SQLite file: the feed's state, the
-  items, their stories, matches and outbox rows, in one transaction.
+- ``record``: ``Store.record_polls`` on a fresh SQLite file, ``--batch`` polls a
+  transaction as the daemon's ``PollWriter`` writes them: the feeds' states, the
+  items, their stories, matches and outbox rows;
+- ``record1``: the same polls one transaction each (``Store.record_poll``), on another
+  fresh file: what ``record`` cost before the polls were batched. Not in the total.
 
 Each figure is CPU time (``time.process_time``) over the feeds, so other work on the
 machine counts less against it than against wall time; fetching, the event loop and
@@ -23,15 +26,16 @@ import argparse
 import pickle
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
 from monitor.config import load_config
 from monitor.daemon import build
+from monitor.errors import StoreError
 from monitor.fetch import Fetcher
 from monitor.parse import parse_feed
-from monitor.store import FetchState
+from monitor.store import FetchState, PollCounts, PollWrite, Store
 
 from .corpus import feed_body
 
@@ -45,6 +49,8 @@ def main() -> None:
     p.add_argument("--feeds", type=int, default=1000)
     p.add_argument("--items", type=int, default=20, help="items per feed")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--batch", type=int, default=100,
+                   help="polls a transaction for record (the daemon's batches)")
     args = p.parse_args()
     n = args.feeds
     bodies = [feed_body(args.seed, i, 0, args.items) for i in range(n)]
@@ -61,7 +67,9 @@ def main() -> None:
         for i in range(n):
             lines += ["[[feed]]", f'url = "http://127.0.0.1/feed/{i}"']
         (work / "monitor.toml").write_text("\n".join(lines) + "\n")
+        (work / "one.toml").write_text("\n".join(lines).replace("monitor.db", "one.db") + "\n")
         app = build(load_config(work / "monitor.toml"))
+        one = build(load_config(work / "one.toml")).store
         poller = app.poller(cast(Fetcher, None))  # analyses and records; never fetches
         by_url = {f.url: f for f in app.store.feeds(counts=False)}
         feeds = [by_url[f"http://127.0.0.1/feed/{i}"] for i in range(n)]
@@ -75,21 +83,41 @@ def main() -> None:
         cpu["pickle"] = time.process_time() - start
 
         now = datetime.now(UTC)
-        cpu["record"] = 0.0
-        items = matches = 0
-        for feed, a in zip(feeds, analysed, strict=True):
-            state = FetchState(now, now, True, 200, etag='"1"', title=a.feed.title)
-            start = time.process_time()
-            counts = app.store.record_poll(feed.id, state, a.items, a.seen,
-                                           story_window=poller.story_window)
-            cpu["record"] += time.process_time() - start
-            items += counts.new_items
-            matches += counts.matches
+        writes = [PollWrite(feed.id, FetchState(now, now, True, 200, etag=f'"{i}"',
+                                                title=a.feed.title), a.items, a.seen)
+                  for i, (feed, a) in enumerate(zip(feeds, analysed, strict=True))]
+        cpu["record"], (items, matches) = _record(app.store, writes, args.batch,
+                                                  poller.story_window)
+        record1, counted = _record(one, writes, 1, poller.story_window)
+        assert counted == (items, matches)
         app.store.engine.dispose()
+        one.engine.dispose()
     print(f"{n} feeds, {items} new items, {matches} matches; CPU per feed:")
     for stage, seconds in cpu.items():
         print(f"  {stage:<8} {1000 * seconds / n:6.2f} ms")
     print(f"  {'total':<8} {1000 * sum(cpu.values()) / n:6.2f} ms")
+    print(f"  ({'record1':<6} {1000 * record1 / n:6.2f} ms: one poll a transaction, "
+          f"record_poll; record: {args.batch} a transaction)")
+
+
+def _record(store: Store, writes: list[PollWrite], batch: int, window: timedelta
+            ) -> tuple[float, tuple[int, int]]:
+    """CPU seconds to store ``writes``, ``batch`` a transaction; (new items, matches)."""
+    items = matches = 0
+    start = time.process_time()
+    for i in range(0, len(writes), batch):
+        if batch == 1:
+            w = writes[i]
+            assert w.state is not None
+            results: list[PollCounts | StoreError] = [store.record_poll(
+                w.feed_id, w.state, w.items, w.seen, story_window=window)]
+        else:
+            results = store.record_polls(writes[i : i + batch], story_window=window)
+        for counts in results:
+            assert isinstance(counts, PollCounts), counts
+            items += counts.new_items
+            matches += counts.matches
+    return time.process_time() - start, (items, matches)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Parsing and matching run where the daemon can stop them and on another core
 (``workers.ParseWorkers``: a process with a deadline and a memory cap); without one,
-in a thread. The store write is one transaction per poll.
+in a thread. The store writes polls in batches (``PollWriter``), a transaction for all
+the polls done meanwhile.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from .store import (
     FetchState,
     NewItem,
     PollCounts,
-    StateWrite,
+    PollWrite,
     Store,
     StoredItem,
 )
 from .websub import Push, Subscriber, discover
 
-__all__ = ["AnalyseFn", "FeedOptions", "PollReport", "Poller", "analyse_in_thread",
-           "stored_document"]
+__all__ = ["AnalyseFn", "FeedOptions", "PollReport", "PollWriter", "Poller",
+           "analyse_in_thread", "stored_document"]
 
 log = logging.getLogger(__name__)
 
@@ -75,47 +76,58 @@ class FeedOptions:
     """(floor, ceiling) when the interval follows the feed's publishing rate."""
 
 
-class StateWriter:
-    """Writes the states of polls that store no items (304s, failures) together: each
-    write joins a batch, and a batch is written, in one transaction from one thread,
-    as soon as the previous one is done. A round of 304s then costs a few commits, not
-    one per feed queueing on SQLite's lock; nothing waits for a batch to fill."""
+class PollWriter:
+    """Writes polls together: each joins a batch, and a batch is written, in one
+    transaction from one thread (``Store.record_polls``), as soon as the previous one
+    is done. A round of cold polls, or of 304s, then costs a few commits, not one per
+    feed queueing on SQLite's lock; nothing waits for a batch to fill."""
 
-    def __init__(self, store: Store, max_batch: int = 500) -> None:
+    def __init__(self, store: Store, story_window: timedelta = timedelta(hours=48),
+                 max_batch: int = 500, max_items: int = 2000) -> None:
         self.store = store
+        self.story_window = story_window
         self.max_batch = max_batch
-        self._queue: list[tuple[StateWrite, asyncio.Future[None]]] = []
+        self.max_items = max_items
+        """A batch ends once its polls bring this many items (it has at least one poll):
+        a transaction of a round of large feeds stays short."""
+        self._queue: list[tuple[PollWrite, asyncio.Future[PollCounts]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def write(self, write: StateWrite) -> None:
-        """Raises StoreError if this state was refused (or the batch failed)."""
-        future = asyncio.get_running_loop().create_future()
+    async def write(self, write: PollWrite) -> PollCounts:
+        """Raises StoreError if this poll was refused (or the batch failed)."""
+        future: asyncio.Future[PollCounts] = asyncio.get_running_loop().create_future()
         self._queue.append((write, future))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain(), name="write poll states")
-        await future
+            self._writer = asyncio.create_task(self._drain(), name="write polls")
+        return await future
 
     async def _drain(self) -> None:
         while self._queue:
-            batch = self._queue[:self.max_batch]
-            del self._queue[:self.max_batch]
+            size, items = 0, 0
+            while size < min(self.max_batch, len(self._queue)) and items < self.max_items:
+                items += len(self._queue[size][0].items)
+                size += 1
+            batch = self._queue[:size]
+            del self._queue[:size]
+            results: list[PollCounts | StoreError]
             try:
-                errors: list[StoreError | None] = await asyncio.to_thread(
-                    self.store.record_states, [w for w, _ in batch])
+                results = await asyncio.to_thread(
+                    self.store.record_polls, [w for w, _ in batch],
+                    story_window=self.story_window)
             except StoreError as exc:
-                errors = [exc] * len(batch)
+                results = [exc] * len(batch)
             except Exception as exc:  # a bug must fail these polls, not leave them waiting
-                log.exception("writing the states of %d polls failed", len(batch))
-                errors = [StoreError(f"cannot save the polls of {len(batch)} feeds: "
-                                     f"internal error ({type(exc).__name__}); see the log")
-                          ] * len(batch)
-            for (_, future), error in zip(batch, errors, strict=True):
+                log.exception("writing %d polls failed", len(batch))
+                results = [StoreError(f"cannot save the polls of {len(batch)} feeds: "
+                                      f"internal error ({type(exc).__name__}); see the log")
+                           ] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
                 if future.done():  # its poll was cancelled
                     continue
-                if error is None:
-                    future.set_result(None)
+                if isinstance(result, StoreError):
+                    future.set_exception(result)
                 else:
-                    future.set_exception(error)
+                    future.set_result(result)
 
 
 class Poller:
@@ -144,7 +156,7 @@ class Poller:
         self.analyse = analyse
         self.websub = websub
         """Subscribes feeds that advertise a WebSub hub (None: WebSub off)."""
-        self.states = StateWriter(store)
+        self.writer = PollWriter(store, story_window)
 
     @property
     def matcher(self) -> Matcher:
@@ -247,13 +259,8 @@ class Poller:
 
     async def _record(self, feed: FeedRow, state: FetchState, items: list[NewItem],
                       result: FetchResult, seen: list[str] | None = None) -> PollReport:
-        if not items and not seen:  # a 304 or a failure: batched with the others
-            await self.states.write(StateWrite(feed.id, state, self.owner))
-            counts = PollCounts()
-        else:  # in a thread: a thousand items must not stall the event loop
-            counts = await asyncio.to_thread(self.store.record_poll, feed.id, state, items,
-                                             seen or [], story_window=self.story_window,
-                                             owner=self.owner)
+        counts = await self.writer.write(PollWrite(feed.id, state, items, seen or [],
+                                                   self.owner))
         if state.ok:  # a 304 at DEBUG: 10,000 feeds are 10,000 unchanged lines a round
             log.log(logging.DEBUG if state.status == 304 else logging.INFO,
                     "polled %s: %s, %d new items, %d matches", feed.url, state.status,

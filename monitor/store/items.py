@@ -1,153 +1,252 @@
-"""Writing a poll's new items, their matches and outbox rows: in bulk.
+"""Writing the new items of a batch of polls, their matches and outbox rows: in bulk.
 
 Most new items match nothing: they are inserted in one statement (``executemany``
-with ``RETURNING``), not as ORM objects flushed one by one. The few that match then
-get their story, their matches and their outbox rows in the order the feed served
-them, exactly as before: a matched item joins the story of an item seen within the
-window, this poll's earlier items included, and a channel already alerted on that
-story gets a ``merged`` row.
+with ``RETURNING``) for the whole batch, not as ORM objects flushed one by one. The
+few that match then get their story, their matches and their outbox rows in the
+order of the polls and of their feeds, exactly as if each poll were written alone: a
+matched item joins the story of an item seen within the window, the batch's earlier
+items included, and a channel already alerted on that story gets a ``merged`` row.
 
-``RETURNING`` gives each row's id with its key (an item's key is unique in its feed,
-a match's item and watchlist too), not in parameter order: asking SQLAlchemy for the
-parameter order made it insert one row per statement on SQLite.
+``RETURNING`` gives each row's id with its feed and key (an item's key is unique in its
+feed, a match's item and watchlist too), not in parameter order: asking SQLAlchemy for
+the parameter order made it insert one row per statement on SQLite.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Column, Connection, Table, bindparam, insert, select, update
 
 from ..dedup import StoryCandidate, StoryKeys, find_story
 from .models import Item, Match, Outbox, Watchlist
 
 if TYPE_CHECKING:
-    from .repo import NewItem, PollCounts
+    from .polls import NewItem, PollCounts, PollWrite
 
-__all__ = ["known_keys", "write_items"]
+__all__ = ["BatchItems", "forget_stories"]
 
 _CHUNK = 500
 """Keys per ``IN (…)``: well under SQLite's and PostgreSQL's parameter limits."""
+_ROWS = 256
+"""Rows of a multi-row statement (``_pieces``); 13 parameters each, well under the
+limits too."""
 _ITEMS = cast(Table, Item.__table__)
 _MATCHES = cast(Table, Match.__table__)
 _OUTBOX = cast(Table, Outbox.__table__)
-# Built once, with an expanding parameter for the keys: building ``key IN (…)`` from
-# the values made a bound parameter object per key, per poll.
-_KNOWN_KEYS = select(_ITEMS.c.key).where(_ITEMS.c.feed_id == bindparam("b_feed_id"),
-                                        _ITEMS.c.key.in_(bindparam("b_keys", expanding=True)))
-"""Which of ``b_keys`` the feed ``b_feed_id`` has."""
 _SERVED = (update(_ITEMS)
            .where(_ITEMS.c.feed_id == bindparam("b_feed_id"),
-                  _ITEMS.c.key.in_(bindparam("b_keys", expanding=True)))
+                  _ITEMS.c.key == bindparam("b_key"))
            .values(last_seen_at=bindparam("b_now")))
 _STORY = (update(_ITEMS).where(_ITEMS.c.id == bindparam("b_item_id"))
           .values(story_id=bindparam("b_story_id")))
+_COLUMNS = ("feed_id", "key", "guid", "link", "title", "summary", "content", "author",
+            "published_at", "fetched_at", "last_seen_at", "title_key", "simhash")
+"""An item's row as ``BatchItems`` inserts it (its ``story_id`` is set later)."""
+_MATCH_COLUMNS = ("item_id", "watchlist_id", "rules", "snippet", "marks", "created_at")
+_ALERTED = (select(_ITEMS.c.story_id, _OUTBOX.c.channel).distinct()
+            .select_from(_OUTBOX.join(_MATCHES, _OUTBOX.c.match_id == _MATCHES.c.id)
+                         .join(_ITEMS, _MATCHES.c.item_id == _ITEMS.c.id))
+            .where(_ITEMS.c.story_id.in_(bindparam("b_stories", expanding=True)),
+                   _OUTBOX.c.status != "merged"))
+"""The channels each of the stories ``b_stories`` has an alert on."""
 
 
-def known_keys(conn: Connection, feed_id: int, keys: Sequence[str]) -> set[str]:
-    """Which of ``keys`` the feed already has."""
-    known: set[str] = set()
-    for i in range(0, len(keys), _CHUNK):
-        known.update(conn.execute(_KNOWN_KEYS, {"b_feed_id": feed_id,
-                                               "b_keys": keys[i : i + _CHUNK]}).scalars())
-    return known
+def _mark(conn: Connection) -> str:
+    """The driver's positional placeholder."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
-def write_items(s: Session, feed_id: int, items: Sequence[NewItem], seen: Sequence[str],
-                now: datetime, story_window: timedelta, counts: PollCounts) -> None:
-    """The new items of a poll or a push with their matches and outbox rows; and the
-    time the feed last served each key in ``seen``. Items the feed has are skipped."""
-    conn = s.connection()
-    known = known_keys(conn, feed_id, list(dict.fromkeys([*seen, *(i.key for i in items)])))
-    served = [k for k in dict.fromkeys(seen) if k in known]  # new items are inserted as seen
-    for i in range(0, len(served), _CHUNK):
-        conn.execute(_SERVED, {"b_feed_id": feed_id, "b_keys": served[i : i + _CHUNK],
-                               "b_now": now})
-    if not items:
-        return
-    fresh: list[NewItem] = []
-    for new in items:
-        if new.key not in known:
-            known.add(new.key)
-            fresh.append(new)
-    if not fresh:
-        return
-    rows = [{"feed_id": feed_id, "key": n.key, "guid": n.guid, "link": n.link,
-             "title": n.title, "summary": n.summary, "content": n.content,
-             "author": n.author, "published_at": n.published_at, "fetched_at": now,
-             "last_seen_at": now, "story_id": None, "title_key": n.title_key,
-             "simhash": n.simhash} for n in fresh]
-    by_key = {key: item_id for item_id, key in conn.execute(
-        insert(_ITEMS).returning(_ITEMS.c.id, _ITEMS.c.key), rows)}
-    ids = [by_key[n.key] for n in fresh]
-    counts.new_items += len(fresh)
-    if any(n.matches for n in fresh):
-        _write_matches(s, feed_id, fresh, ids, now, story_window, counts)
+def _bind(conn: Connection, column: Column[Any]) -> Callable[[Any], Any]:
+    """What the driver takes for a value of ``column``, as SQLAlchemy would pass it (an
+    aware datetime: naive UTC, or SQLite's text; JSON: its text)."""
+    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return processor if processor is not None else (lambda value: value)
 
 
-def _write_matches(s: Session, feed_id: int, fresh: Sequence[NewItem], ids: Sequence[int],
-                   now: datetime, story_window: timedelta, counts: PollCounts) -> None:
-    """Story, matches and outbox rows of the matched items, in the feed's order.
-
-    The stories are found first (an item may join the story of an earlier one of this
-    poll), then written in one statement, as are the matches; the outbox rows follow
-    one at a time, in order, since an earlier row may merge a later one. A row's merge
-    depends only on the outbox rows already written, so this is the order of writing
-    each item whole, one after the other."""
-    conn = s.connection()
-    watchlist_ids = {n: i for n, i in conn.execute(select(Watchlist.name, Watchlist.id))}
-    candidates = _story_candidates(s, now - story_window)
-    matched: list[tuple[NewItem, int, int | None]] = []  # item, id, story joined (or None)
-    stories = []
-    for new, item_id in zip(fresh, ids, strict=True):
-        if not new.matches:
-            continue
-        story = find_story(StoryKeys(new.title_key, new.simhash), candidates, now=now,
-                           window=story_window)
-        story_id = item_id if story is None else story
-        candidates.append(StoryCandidate(item_id, story_id, feed_id, now,
-                                         new.title_key, new.simhash))
-        matched.append((new, item_id, story))
-        stories.append({"b_item_id": item_id, "b_story_id": story_id})
-    conn.execute(_STORY, stories)
-    match_rows = [{"item_id": item_id, "watchlist_id": watchlist_ids[m.watchlist],
-                   "rules": m.rules, "snippet": m.snippet, "marks": m.marks,
-                   "created_at": now} for new, item_id, _ in matched for m in new.matches]
-    match_ids = {(item_id, watchlist_id): match_id for match_id, item_id, watchlist_id in
-                 conn.execute(insert(_MATCHES).returning(_MATCHES.c.id, _MATCHES.c.item_id,
-                                                         _MATCHES.c.watchlist_id), match_rows)}
-    for new, item_id, story in matched:
-        for m in new.matches:
-            match_id = match_ids[item_id, watchlist_ids[m.watchlist]]
-            counts.matches += 1
-            counts.watchlists.add(m.watchlist)
-            counts.by_watchlist[m.watchlist] = counts.by_watchlist.get(m.watchlist, 0) + 1
-            for channel in m.channels:  # one at a time: an earlier row may merge this one
-                merged = story is not None and _story_alerted(s, story, channel)
-                conn.execute(insert(_OUTBOX).values(
-                    match_id=match_id, channel=channel,
-                    status="merged" if merged else "pending", attempts=0, errors=[],
-                    next_attempt_at=now, created_at=now))
-                counts.alerts += not merged
+def _insert(conn: Connection, table: Table, columns: Sequence[str],
+            rows: Sequence[tuple[Any, ...]], returning: Sequence[str]) -> list[Any]:
+    """Insert the rows (values of ``columns``, as the driver takes them: ``_bind``)
+    through the driver, a few hundred a statement (``INSERT … VALUES (…), (…)
+    RETURNING``): SQLAlchemy's own ``executemany`` spent more CPU building and
+    converting each row's parameters than SQLite spent storing it. Returns the
+    ``returning`` columns of the rows, in no particular order."""
+    out: list[Any] = []
+    one = "(" + ", ".join([_mark(conn)] * len(columns)) + ")"
+    names = ", ".join(f'"{c}"' for c in columns)
+    back = ", ".join(f'"{c}"' for c in returning)
+    for start, size in _pieces(len(rows)):
+        sql = (f'INSERT INTO {table.name} ({names}) VALUES {", ".join([one] * size)} '
+               f"RETURNING {back}")
+        out += conn.exec_driver_sql(
+            sql, tuple(value for row in rows[start : start + size] for value in row)).all()
+    return out
 
 
-def _story_candidates(s: Session, since: datetime) -> list[StoryCandidate]:
+def _pieces(n: int) -> list[tuple[int, int]]:
+    """(start, size) of the statements for ``n`` rows: ``_ROWS`` at a time, the rest in
+    powers of two. The driver keeps each distinct statement prepared (SQLite's cache
+    holds 128 a connection), and one of a few hundred rows is large: statements of any
+    length took 13 MB of the daemon's peak."""
+    out = []
+    start = 0
+    size = _ROWS
+    while start < n:
+        while size > n - start:
+            size //= 2
+        out.append((start, size))
+        start += size
+    return out
+
+
+class BatchItems:
+    """The items of a batch of polls (``polls.record_polls``), written run by run: the
+    known keys of a run's feeds in one read, its served keys in one ``executemany``, its
+    new items in one ``INSERT``; then the story, matches and outbox rows of the matched
+    items, in the order of the polls and of their feeds. The story candidates, the
+    watchlists' ids and the channels each story was alerted on are read once a batch
+    and kept up to date with the batch's own rows, so the outcome is that of writing
+    each poll whole, one after the other: an item joins the story of an earlier item of
+    the batch, and a channel already alerted on a story gets a ``merged`` row."""
+
+    def __init__(self, conn: Connection, story_window: timedelta, since: datetime) -> None:
+        self.conn = conn
+        self.window = story_window
+        self.since = since
+        """The earliest poll time of the batch, less the window: what a story may join."""
+        self._candidates: list[StoryCandidate] | None = None
+        self._watchlists: dict[str, int] | None = None
+        self._alerted: set[tuple[int, str]] = set()
+        """(story, channel) that has an alert (an outbox row not ``merged``)."""
+        self._read: set[int] = set()
+        """The stories whose alerts were read from the database."""
+
+    def write(self, polls: Sequence[tuple[PollWrite, PollCounts]]) -> None:
+        """A run of polls of distinct feeds."""
+        conn = self.conn
+        known = self._known({w.feed_id: list(dict.fromkeys([*w.seen, *(i.key for i in w.items)]))
+                             for w, _ in polls if w.seen or w.items})
+        served = [{"b_feed_id": w.feed_id, "b_key": key, "b_now": w.at}
+                  for w, _ in polls for key in dict.fromkeys(w.seen)
+                  if key in known.get(w.feed_id, ())]  # new items are inserted as seen
+        if served:
+            conn.execute(_SERVED, served)
+        rows: list[tuple[Any, ...]] = []
+        fresh: list[tuple[PollWrite, PollCounts, NewItem]] = []
+        time = _bind(conn, _ITEMS.c.fetched_at)
+        for w, counts in polls:
+            have = known.setdefault(w.feed_id, set())
+            at = time(w.at)
+            for new in w.items:
+                if new.key in have:  # stored before, or earlier in this poll
+                    continue
+                have.add(new.key)
+                fresh.append((w, counts, new))
+                counts.new_items += 1
+                rows.append((w.feed_id, new.key, new.guid, new.link, new.title, new.summary,
+                             new.content, new.author, time(new.published_at), at, at,
+                             new.title_key, new.simhash))
+        if not rows:
+            return
+        ids = {(feed_id, key): item_id for item_id, feed_id, key
+               in _insert(conn, _ITEMS, _COLUMNS, rows, ("id", "feed_id", "key"))}
+        matched = [(w, counts, new, ids[w.feed_id, new.key])
+                   for w, counts, new in fresh if new.matches]
+        if matched:
+            self._write_matches(matched)
+
+    def _known(self, keys: dict[int, list[str]]) -> dict[int, set[str]]:
+        """Which of its ``keys`` each feed has: a join of the (feed, key) pairs with the
+        items' unique index, a few hundred pairs a statement, whatever the feeds."""
+        pairs = [(feed_id, key) for feed_id, ks in keys.items() for key in ks]
+        known: dict[int, set[str]] = {}
+        mark = _mark(self.conn)
+        for start, size in _pieces(len(pairs)):
+            values = ", ".join([f"(CAST({mark} AS INTEGER), CAST({mark} AS VARCHAR))",
+                                *[f"({mark}, {mark})"] * (size - 1)])
+            sql = ("SELECT items.feed_id, items.key FROM (VALUES " + values + ") AS wanted "
+                   "JOIN items ON items.feed_id = wanted.column1 AND items.key = wanted.column2")
+            for feed_id, key in self.conn.exec_driver_sql(
+                    sql, tuple(x for pair in pairs[start : start + size] for x in pair)).all():
+                known.setdefault(feed_id, set()).add(key)
+        return known
+
+    def _write_matches(self, matched: Sequence[tuple[PollWrite, PollCounts, NewItem, int]]
+                       ) -> None:
+        """Story, matches and outbox rows of the matched items, in order. A row's merge
+        depends only on the alerts written before it: kept in ``_alerted``, read from
+        the database once for each story that existed before the batch."""
+        conn = self.conn
+        if self._watchlists is None:
+            self._watchlists = {n: i for n, i in conn.execute(select(Watchlist.name,
+                                                                     Watchlist.id))}
+        if self._candidates is None:
+            self._candidates = _story_candidates(conn, self.since)
+        candidates, watchlist_ids = self._candidates, self._watchlists
+        joined: list[int | None] = []  # per matched item: the story it joined, or None
+        stories = []
+        for w, _, new, item_id in matched:
+            story = find_story(StoryKeys(new.title_key, new.simhash), candidates, now=w.at,
+                               window=self.window)
+            story_id = item_id if story is None else story
+            candidates.append(StoryCandidate(item_id, story_id, w.feed_id, w.at,
+                                             new.title_key, new.simhash))
+            joined.append(story)
+            stories.append({"b_item_id": item_id, "b_story_id": story_id})
+        conn.execute(_STORY, stories)
+        self._read_alerts({s for s in joined if s is not None} - self._read)
+        rules, marks = _bind(conn, _MATCHES.c.rules), _bind(conn, _MATCHES.c.marks)
+        created = _bind(conn, _MATCHES.c.created_at)
+        match_rows = [(item_id, watchlist_ids[m.watchlist], rules(m.rules), m.snippet,
+                       marks(m.marks), created(w.at))
+                      for w, _, new, item_id in matched for m in new.matches]
+        match_ids = {(item_id, watchlist_id): match_id for match_id, item_id, watchlist_id
+                     in _insert(conn, _MATCHES, _MATCH_COLUMNS, match_rows,
+                                ("id", "item_id", "watchlist_id"))}
+        outbox = []
+        for (w, counts, new, item_id), story in zip(matched, joined, strict=True):
+            for m in new.matches:
+                match_id = match_ids[item_id, watchlist_ids[m.watchlist]]
+                counts.matches += 1
+                counts.watchlists.add(m.watchlist)
+                counts.by_watchlist[m.watchlist] = counts.by_watchlist.get(m.watchlist, 0) + 1
+                for channel in m.channels:  # in order: an earlier row may merge this one
+                    merged = story is not None and (story, channel) in self._alerted
+                    if not merged:
+                        self._alerted.add((item_id if story is None else story, channel))
+                        counts.alerts += 1
+                    outbox.append({"match_id": match_id, "channel": channel,
+                                   "status": "merged" if merged else "pending",
+                                   "attempts": 0, "errors": [], "next_attempt_at": w.at,
+                                   "created_at": w.at})
+        if outbox:
+            conn.execute(insert(_OUTBOX), outbox)
+
+    def _read_alerts(self, stories: set[int]) -> None:
+        """The channels each of ``stories`` was alerted on, into ``_alerted``."""
+        ordered = sorted(stories)
+        for i in range(0, len(ordered), _CHUNK):
+            self._alerted.update((story, channel) for story, channel in self.conn.execute(
+                _ALERTED, {"b_stories": ordered[i : i + _CHUNK]}))
+        self._read |= stories
+
+
+def _story_candidates(conn: Connection, since: datetime) -> list[StoryCandidate]:
     """Matched items fetched since ``since``: the only ones that can share a story with
     a new alert. On SQLite (one writer, ids in commit order) they are kept between
     polls and only the rows added since are read: re-reading every matched item of
     the window for every poll made a cold cycle quadratic in its feeds."""
-    engine = s.get_bind()
+    engine = conn.engine
     if engine.dialect.name != "sqlite":
-        return _read_candidates(s, since)
+        return _read_candidates(conn, since)
     with _CACHE_LOCK:
         cache = _CACHES.setdefault(engine, _Candidates())
         margin = since - _MARGIN  # polls' clocks differ a little; find_story filters
-        fresh = _read_candidates(s, margin, after=cache.after)
+        fresh = _read_candidates(conn, margin, after=cache.after)
         if fresh:
             cache.after = max(c.item_id for c in fresh)
         if cache.rows and cache.rows[0].fetched_at < margin:  # oldest first, about
@@ -162,8 +261,9 @@ _CANDIDATES = (select(_ITEMS.c.id, _ITEMS.c.story_id, _ITEMS.c.feed_id, _ITEMS.c
                       _ITEMS.c.story_id.is_not(None), _ITEMS.c.id > bindparam("b_after")))
 
 
-def _read_candidates(s: Session, since: datetime, after: int = 0) -> list[StoryCandidate]:
-    rows = s.connection().execute(_CANDIDATES, {"b_since": since, "b_after": after})
+def _read_candidates(conn: Connection, since: datetime, after: int = 0
+                     ) -> list[StoryCandidate]:
+    rows = conn.execute(_CANDIDATES, {"b_since": since, "b_after": after})
     return [StoryCandidate(*r) for r in rows]
 
 
@@ -183,12 +283,3 @@ def forget_stories(engine: Any) -> None:
     """Drop the kept candidates (items were deleted: prune)."""
     with _CACHE_LOCK:
         _CACHES.pop(engine, None)
-
-
-def _story_alerted(s: Session, story: int, channel: str) -> bool:
-    query = (select(Outbox.id).join(Match, Outbox.match_id == Match.id)
-             .join(Item, Match.item_id == Item.id)
-             .where(Item.story_id == story, Outbox.channel == channel,
-                    Outbox.status != "merged").limit(1))
-    return s.scalar(query) is not None
-

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..analyse import NewItem, NewMatch
 from ..errors import StoreError
 from . import cluster, housekeeping
 from .catalog import AuditEntry, CatalogStore, Edit
 from .housekeeping import Pruned, StoreStats
-from .items import forget_stories, known_keys, write_items
+from .items import forget_stories
 from .models import Feed, Item, Watchlist
 from .outbox import OutboxStore, PendingAlert, Source
-from .states import FetchState, StateWrite, apply_state, record_states, refresh_served
+from .polls import NewItem, NewMatch, PollCounts, PollWrite, record_polls
+from .states import FetchState, StateWrite
 from .subscriptions import SubscriptionRow, SubscriptionStore
 
 __all__ = [
@@ -35,6 +35,8 @@ __all__ = [
     "NewItem",
     "NewMatch",
     "PendingAlert",
+    "PollCounts",
+    "PollWrite",
     "Source",
     "StateWrite",
     "Store",
@@ -84,16 +86,6 @@ class StoredItem:
     author: str
     published_at: datetime | None
     fetched_at: datetime
-
-
-@dataclass
-class PollCounts:
-    new_items: int = 0
-    matches: int = 0
-    alerts: int = 0
-    watchlists: set[str] = field(default_factory=set)
-    by_watchlist: dict[str, int] = field(default_factory=dict)
-    """watchlist name -> matches stored by this poll."""
 
 
 class Store(OutboxStore, SubscriptionStore, CatalogStore):
@@ -205,14 +197,6 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
         """Drop every feed claim (only for the one daemon of a SQLite file)."""
         return cluster.release_all_feeds(self.engine)
 
-    def known_keys(self, feed_id: int, keys: Sequence[str]) -> set[str]:
-        """Which of ``keys`` the feed already has."""
-        try:
-            with self.engine.connect() as conn:
-                return known_keys(conn, feed_id, keys)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read the items of feed {feed_id}: {exc}") from exc
-
     def record_poll(self, feed_id: int, state: FetchState, items: Sequence[NewItem],
                     seen: Sequence[str] = (), *,
                     story_window: timedelta = timedelta(hours=48),
@@ -228,31 +212,27 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
         poll is refused (StoreError) unless the claim is still the owner's: a worker
         whose lease expired and whose feed another worker took over stores nothing, so
         an item is never stored, nor alerted on, twice. The claim ends with the write."""
-        counts = PollCounts()
-        try:
-            with self._session() as s, s.begin():
-                feed = s.get(Feed, feed_id, with_for_update=True if owner else None)
-                if feed is None:
-                    raise StoreError(f"feed {feed_id} no longer exists")
-                if owner is not None:
-                    if feed.lease_owner != owner:
-                        raise StoreError(f"feed {feed_id} was taken over by another worker "
-                                         "after this one's lease expired; its poll is dropped")
-                    feed.lease_owner, feed.lease_until = None, None
-                apply_state(feed, state)
-                if state.status == 304:
-                    refresh_served(s.connection(), [feed_id], state.checked_at)
-                write_items(s, feed_id, items, seen, state.checked_at, story_window, counts)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot save the poll of feed {feed_id}: {exc}") from exc
-        return counts
+        return _one(self.record_polls([PollWrite(feed_id, state, items, seen, owner)],
+                                      story_window=story_window))
+
+    def record_polls(self, writes: Sequence[PollWrite], *,
+                     story_window: timedelta = timedelta(hours=48)
+                     ) -> list[PollCounts | StoreError]:
+        """Many polls in one transaction, each as ``record_poll`` (or ``record_push``,
+        without a state) would store it, in their order: a poll may join the story of
+        an item of an earlier one. Returns, per poll, its counts or the error that
+        refused it (a feed taken over by another worker, or gone); a database error
+        refuses them all."""
+        return record_polls(self.engine, writes, story_window)
 
     def record_states(self, writes: Sequence[StateWrite]) -> list[StoreError | None]:
         """The fetch states of many polls that stored no items (304s, failures), in one
         transaction: ``record_poll`` without items, for each. Returns, per write, None
         or the error that refused it (a feed taken over by another worker); a database
         error refuses them all (StoreError)."""
-        return record_states(self.engine, writes)
+        results = self.record_polls([PollWrite(w.feed_id, w.state, owner=w.owner)
+                                     for w in writes])
+        return [r if isinstance(r, StoreError) else None for r in results]
 
     def set_health_alerted(self, feed_id: int, at: datetime | None) -> None:
         """Record that the admin channel was told the feed is failing (None: recovered)."""
@@ -268,16 +248,8 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
         """Content a WebSub hub pushed: like ``record_poll`` without the fetch state (the
         feed's validators and schedule stay as its polls left them). The feed row is
         locked (PostgreSQL), so a push and a poll of one feed store each item once."""
-        counts = PollCounts()
-        try:
-            with self._session() as s, s.begin():
-                if s.get(Feed, feed_id, with_for_update=True) is None:
-                    raise StoreError(f"feed {feed_id} no longer exists")
-                write_items(s, feed_id, items, seen, now, story_window, counts)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot save the content pushed for feed {feed_id}: "
-                             f"{exc}") from exc
-        return counts
+        return _one(self.record_polls([PollWrite(feed_id, None, items, seen, pushed_at=now)],
+                                      story_window=story_window))
 
     def feed(self, feed_id: int) -> FeedRow | None:
         with self.engine.connect() as conn:
@@ -348,6 +320,13 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
         return cluster.shared(self.engine, name)
 
     # ------------------------------------------------------------ outbox
+
+
+def _one(results: list[PollCounts | StoreError]) -> PollCounts:
+    (result,) = results
+    if isinstance(result, StoreError):
+        raise result
+    return result
 
 
 def _stored_item(i: Item, f: Feed) -> StoredItem:

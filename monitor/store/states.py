@@ -1,5 +1,6 @@
 """The fetch state a poll leaves on its feed, and the writing of many such states in one
-transaction: a round of 304s (or of failures) costs one commit, not one per feed."""
+statement (``polls.record_polls``): a round of 304s (or of failures) costs one commit,
+not one per feed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any, cast
 from sqlalchemy import (
     Boolean,
     Connection,
-    Engine,
     Integer,
     String,
     Table,
@@ -26,12 +26,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import StoreError
 from .models import Feed, Item, UTCDateTime
 
-__all__ = ["FetchState", "StateWrite", "apply_state", "record_states", "refresh_served"]
+__all__ = ["FetchState", "StateWrite", "lock_feeds", "refresh_served", "write_states"]
 
 _CHUNK = 500
 """Ids per ``IN (…)``: well under SQLite's and PostgreSQL's parameter limits."""
@@ -75,10 +73,9 @@ _ITEMS = cast(Table, Item.__table__)
 
 def _state_update(owned: bool) -> Update:
     """One poll's state as an UPDATE of its feed row, for ``executemany``: each new
-    value is computed by the database from the row's own (``apply_state``'s rules), so
-    nothing read before the write can be stale, and a feed twice in one batch gets both
-    of its polls in order. ``owned``: only while the poll's worker holds the claim,
-    which the write ends."""
+    value is computed by the database from the row's own, so nothing read before the
+    write can be stale. ``owned``: only while the poll's worker holds the claim, which
+    the write ends."""
     c = _FEEDS.c
     ok = bindparam("s_ok", type_=Boolean())
     checked = bindparam("s_checked", type_=UTCDateTime())
@@ -109,10 +106,9 @@ def _state_update(owned: bool) -> Update:
     return update(_FEEDS).where(where).values(values)
 
 
-def _params(w: StateWrite) -> dict[str, Any]:
-    st = w.state
+def _params(feed_id: int, st: FetchState, owner: str | None) -> dict[str, Any]:
     return {
-        "s_id": w.feed_id, "s_owner": w.owner, "s_ok": st.ok, "s_checked": st.checked_at,
+        "s_id": feed_id, "s_owner": owner, "s_ok": st.ok, "s_checked": st.checked_at,
         "s_next": st.next_check_at, "s_status": st.status, "s_moved": st.moved_to or None,
         "s_gone": st.status == 410,
         "s_error": None if st.ok else st.error,
@@ -126,48 +122,29 @@ def _params(w: StateWrite) -> dict[str, Any]:
 _OWNED, _FREE = _state_update(True), _state_update(False)
 
 
-def record_states(engine: Engine, writes: Sequence[StateWrite]) -> list[StoreError | None]:
-    """See ``Store.record_states``. Core statements, no ORM objects: a round of 304s
-    costs one read of the batch's claims, one ``executemany`` of the feeds' states and
-    one refresh of their items per poll time."""
-    errors: list[StoreError | None] = [None] * len(writes)
-    if not writes:
-        return errors
-    ids = sorted({w.feed_id for w in writes})
-    locked = any(w.owner is not None for w in writes)
-    try:
-        with engine.begin() as conn:
-            owners: dict[int, str | None] = {}
-            for i in range(0, len(ids), _CHUNK):
-                query = (select(_FEEDS.c.id, _FEEDS.c.lease_owner)
-                         .where(_FEEDS.c.id.in_(ids[i : i + _CHUNK])).order_by(_FEEDS.c.id))
-                owners.update((i, o) for i, o in conn.execute(
-                    query.with_for_update() if locked else query))
-            owned: list[dict[str, Any]] = []
-            free: list[dict[str, Any]] = []
-            refreshed: dict[datetime, list[int]] = {}
-            for n, w in enumerate(writes):
-                if w.feed_id not in owners:
-                    errors[n] = StoreError(f"feed {w.feed_id} no longer exists")
-                    continue
-                if w.owner is not None:
-                    if owners[w.feed_id] != w.owner:
-                        errors[n] = StoreError(
-                            f"feed {w.feed_id} was taken over by another worker after this "
-                            "one's lease expired; its poll is dropped")
-                        continue
-                    owners[w.feed_id] = None  # the write ends the claim
-                (free if w.owner is None else owned).append(_params(w))
-                if w.state.status == 304:
-                    refreshed.setdefault(w.state.checked_at, []).append(w.feed_id)
-            for statement, params in ((_OWNED, owned), (_FREE, free)):
-                if params:
-                    conn.execute(statement, params)
-            for at, feed_ids in refreshed.items():
-                refresh_served(conn, feed_ids, at)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot save the polls of {len(ids)} feeds: {exc}") from exc
-    return errors
+def lock_feeds(conn: Connection, ids: Sequence[int]) -> dict[int, str | None]:
+    """Each of the feeds ``ids`` that exists, with the worker that holds its claim;
+    their rows locked until the transaction ends (PostgreSQL), in id order, so two
+    batches never wait on each other's locks."""
+    ids = sorted(ids)
+    owners: dict[int, str | None] = {}
+    for i in range(0, len(ids), _CHUNK):
+        owners.update((n, o) for n, o in conn.execute(
+            select(_FEEDS.c.id, _FEEDS.c.lease_owner)
+            .where(_FEEDS.c.id.in_(ids[i : i + _CHUNK])).order_by(_FEEDS.c.id)
+            .with_for_update()))
+    return owners
+
+
+def write_states(conn: Connection, writes: Sequence[tuple[int, FetchState, str | None]]
+                 ) -> None:
+    """The fetch states (feed id, state, owner) of polls whose claims were checked
+    (``lock_feeds``): one ``executemany`` for the claimed feeds, one for the others."""
+    owned = [_params(feed_id, st, owner) for feed_id, st, owner in writes if owner is not None]
+    free = [_params(feed_id, st, None) for feed_id, st, owner in writes if owner is None]
+    for statement, params in ((_OWNED, owned), (_FREE, free)):
+        if params:
+            conn.execute(statement, params)
 
 
 def refresh_served(conn: Connection, feed_ids: Sequence[int], at: datetime) -> None:
@@ -183,28 +160,3 @@ def refresh_served(conn: Connection, feed_ids: Sequence[int], at: datetime) -> N
                             _ITEMS.c.last_seen_at == last,
                             _ITEMS.c.last_seen_at <= at - SEEN_SLACK)
                      .values(last_seen_at=at))
-
-
-def apply_state(feed: Feed, st: FetchState) -> None:
-    """A poll's state on its ORM row (``record_poll``); ``_state_update`` is the same
-    rules in SQL (``record_states``), and a test holds the two to the same results."""
-    feed.last_checked_at = st.checked_at
-    feed.next_check_at = st.next_check_at
-    feed.last_status = st.status
-    if st.moved_to and st.moved_to != (feed.fetch_url or feed.url):
-        feed.fetch_url = None if st.moved_to == feed.url else st.moved_to
-    if st.status == 410:
-        feed.gone_at = feed.gone_at or st.checked_at
-    elif st.ok:
-        feed.gone_at = None
-    if st.ok:
-        feed.last_success_at = st.checked_at
-        feed.last_error = None
-        feed.consecutive_failures = 0
-        if st.etag is not None or st.last_modified is not None or st.status == 200:
-            feed.etag, feed.last_modified = st.etag, st.last_modified
-        if st.title and not feed.title:
-            feed.title = st.title
-    else:
-        feed.last_error = st.error
-        feed.consecutive_failures += 1
