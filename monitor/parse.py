@@ -171,8 +171,21 @@ def _scrub(text: str) -> str:
     return _CONTROLS_RE.sub("", text)
 
 
+_PLAIN_ASCII = bytes(c for c in range(0x20, 0x7F) if c not in b"<&")
+"""What ``_plain`` leaves as it is in ASCII text: printable characters but ``<``, ``&``."""
+
+
 def _plain(markup: str, limit: int = _MAX_FIELD) -> str:
     """Plain text of a feed field: markup stripped, controls removed, length capped."""
+    # Most text has no markup, reference, control, or blank but lone spaces: only its
+    # ends are stripped. ASCII is checked by one deletion (C); other text by
+    # ``isprintable``, false for every control and blank but the space.
+    if markup.isascii():
+        if not markup.encode("ascii").translate(None, _PLAIN_ASCII) and "  " not in markup:
+            return markup.strip()[:limit]
+    elif (markup.isprintable() and "<" not in markup and "&" not in markup
+          and "  " not in markup):
+        return markup.strip()[:limit]
     text = html_to_text(_scrub(markup))
     # Again where a reference may decode to a control (&#27; to ESC): tags and blanks
     # removed leave none.

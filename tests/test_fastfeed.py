@@ -25,6 +25,8 @@ from monitor.parse import (
     _date,
     _entry_date,
     _parse_date,
+    _plain,
+    _scrub,
     parse_feed,
 )
 from monitor.text import html_to_text
@@ -262,3 +264,37 @@ def test_common_dates_take_the_direct_path() -> None:
         assert _common_date(text) == _date(_parse_date(text)) is not None
     assert _common_date("Sat, 31 Feb 2026 12:00:00 GMT") is None  # feedparser's call
     assert _common_date("Sun, 19 Jan 2020 12:00:00 EST") is None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(
+    [" ", "  ", "\t", "\r", "\n", "\f", "\v", "\x00", "\x1b", "\x1c", "\x7f", "\x85",
+     "\u00a0", "\u2028", "\u3000", "\u202e", "\ud800", "<", "<p>", "</b>", "&", "&amp;",
+     "&#27;", "&lt;", ";", "a", "b", "’", "—", "é"]), max_size=12).map("".join))
+def test_plain_text_skips_only_what_has_nothing_to_clean(text: str) -> None:
+    """``_plain``'s shortcut for text without markup, reference, control or blank run
+    gives what the full cleanup gives."""
+    assert _plain(text) == _scrub(html_to_text(_scrub(text)))
+    assert _plain(text, 3) == _scrub(html_to_text(_scrub(text)))[:3]
+
+
+_NOT_UTF8 = [b"\xff", b"\x80", b"\xc3", b"\xc0\x80", b"\xe0\x80\x80", b"\xed\xa0\x80",
+             b"\xf4\x90\x80\x80", b"\xf8\x88\x80\x80\x80", b"\xc3\xa9\xff", b"\xe2\x80"]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.sampled_from([rss("<item><title>Ti</title><description>de<!-- c --><![CDATA[x]]>"
+                            "</description><guid isPermaLink=\"false\">g</guid></item>"),
+                        atom('<entry><id>urn:1</id><title type="html">t</title></entry>')]),
+       st.data())
+def test_bytes_that_are_not_utf8_anywhere_go_to_feedparser(body: bytes,
+                                                           data: st.DataObject) -> None:
+    """Expat refuses what is not UTF-8, wherever it stands: the fast reader never
+    reads such a body (feedparser guesses its encoding)."""
+    at = data.draw(st.integers(0, len(body)))
+    bad = data.draw(st.sampled_from(_NOT_UTF8) | st.binary(min_size=1, max_size=4))
+    mangled = body[:at] + bad + body[at:]
+    try:
+        mangled.decode("utf-8")
+    except UnicodeDecodeError:
+        assert fast_parse(mangled, XML) is None
