@@ -79,7 +79,8 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None,
     if "json" in content_type.lower() or body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
         return _capped(parse_json_feed(body), max_entries)
     refuse_entities(body)
-    body = _BAD_CHARREF_RE.sub(_replace_charref, body)
+    if b"&#" in body:
+        body = _BAD_CHARREF_RE.sub(_replace_charref, body)
     quick = fast_parse(body, headers or {}) if fast else None
     if quick is not None:
         for e in quick["entries"]:

@@ -212,20 +212,25 @@ class Matcher:
     def excludes(self, texts: Mapping[str, str | None]) -> bool:
         """Whether no rule can match an item of these plain-text fields (``Document.of``'s
         arguments): ``candidates`` of their ``Document`` would be empty. The fields a
-        rule reads (``scanned``) are folded and scanned as one text, joined by line
-        breaks, without building the document: a literal is one word, so it occurs in
-        the joined text exactly when it occurs in a field. Only when all of them take
+        rule reads (``scanned``) are folded, joined by a space and scanned as one,
+        without building the document: a literal is one word, so it occurs in the
+        joined folds exactly when it occurs in a field's. Only when all of them take
         the fast path (match/scan.py); False otherwise, and the document decides."""
         if self.always:
             return False
-        joined = "\n".join([t for name in self.scanned if (t := texts.get(name))])
-        if "\u00ad" in joined:  # FieldText.of cleans such a text first
-            return False
-        folded = latin1_fold(joined)
-        if folded is None:
-            return False
+        folds = []
+        for name in self.scanned:
+            text = texts.get(name)
+            if text:
+                if "\u00ad" in text:  # FieldText.of cleans such a text first
+                    return False
+                fold = latin1_fold(text)  # one field at a time: ASCII ones stay fast
+                if fold is None:
+                    return False
+                folds.append(fold)
         if self.latin1 is None:
             return True
+        folded = b" ".join(folds)
         # Unsqueezed: a key, " word " or " prefix", finds the same words in runs of
         # spaces as in single ones; only the possessives must go (squeeze_fold's step).
         if b"'" in folded:
