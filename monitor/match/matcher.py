@@ -227,16 +227,13 @@ class Matcher:
                 fold = latin1_fold(text)  # one field at a time: ASCII ones stay fast
                 if fold is None:
                     return False
-                folds.append(fold)
+                # Unsqueezed: a key, " word " or " prefix", finds the same words in runs
+                # of spaces as in single ones; only the possessives must go.
+                folds.append(drop_possessives(fold) if b"'" in fold else fold)
         if self.latin1 is None:
             return True
-        folded = b" ".join(folds)
-        # Unsqueezed: a key, " word " or " prefix", finds the same words in runs of
-        # spaces as in single ones; only the possessives must go (squeeze_fold's step).
-        if b"'" in folded:
-            folded = drop_possessives(folded)
-        hits = self.latin1.automaton.find_matches_as_indexes(b" " + folded + b" ",
-                                                             overlapping=True)
+        hits = self.latin1.automaton.find_matches_as_indexes(
+            b" " + b" ".join(folds) + b" ", overlapping=True)
         return not self._selected(set(map(self.latin1.literals.__getitem__,
                                           map(_pattern, hits))))
 
