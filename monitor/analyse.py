@@ -54,11 +54,17 @@ def document(entry: Entry, feed_title: str | None, link: str | None = None,
              fields: Collection[str] | None = None) -> Document:
     """What the watchlists see of a new entry; only ``fields`` when given (those the
     matcher's rules look at: the others would be read for nothing)."""
+    return Document.of(**_texts(entry, feed_title, link, fields))
+
+
+def _texts(entry: Entry, feed_title: str | None, link: str | None = None,
+           fields: Collection[str] | None = None) -> dict[str, str | None]:
+    """``document``'s fields, as text."""
     texts = {"title": entry.title, "summary": entry.summary, "content": entry.content,
              "author": entry.author, "feed": feed_title, "url": link or entry.link}
     if fields is not None:
         texts = {name: text for name, text in texts.items() if name in fields}
-    return Document.of(**texts)
+    return texts
 
 
 def match_entry(entry: Entry, feed_title: str | None, matcher: Matcher,
@@ -67,7 +73,10 @@ def match_entry(entry: Entry, feed_title: str | None, matcher: Matcher,
     """Every watchlist that matches the entry, with its snippet and the channels it goes
     to: those subscribed to the watchlist (or to every watchlist, ``"*"``) whose
     ``min_rules`` the match reaches."""
-    doc = document(entry, feed_title, fields=matcher.scanned)
+    texts = _texts(entry, feed_title, fields=matcher.scanned)
+    if matcher.excludes(texts):  # most items: no document built, nothing evaluated
+        return ()
+    doc = Document.of(**texts)
     out = []
     for m in matcher.match(doc):
         routed = dict.fromkeys((*routes.get(m.watchlist, ()), *routes.get(EVERY, ())))

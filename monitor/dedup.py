@@ -16,10 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from itertools import repeat
+from itertools import accumulate
 
+from .match.scan import scan_keys
 from .parse import Entry
-from .text import clean, joined_keys
+from .text import clean
 
 __all__ = [
     "MAX_DISTANCE",
@@ -64,7 +65,7 @@ def identity(entry: Entry) -> str:
 def _words(text: str) -> list[str]:
     """The folded keys of the words of ``text`` (``tokenize``'s, read as the matcher
     reads them: a key holds no space)."""
-    keys = joined_keys(clean(text))
+    keys = scan_keys(clean(text))
     return keys.split(" ") if keys else []
 
 
@@ -88,10 +89,18 @@ def simhash(text: str, shingle: int = 3) -> str | None:
     words = _words(text)
     if len(words) < _MIN_WORDS:
         return None
-    grams = map(" ".join, zip(*(words[i:] for i in range(shingle)), strict=False))
-    encoded = map(str.encode, grams, repeat("utf-8"), repeat("surrogatepass"))
-    digests = b"".join(map(hashlib.blake2b.digest, map(_BLAKE2B_64, encoded)))
-    shingles = len(digests) // 8
+    # Each shingle is a slice of the words joined by spaces, encoded once: its bytes
+    # run from the start of its first word to the end of its last.
+    joined = " ".join(words).encode("utf-8", "surrogatepass")
+    starts = [0, *accumulate(map((1).__add__, map(len, joined.split(b" "))))]
+    blank = _BLAKE2B_64()
+    hashes = []
+    for start, stop in zip(starts, starts[shingle:], strict=False):  # copies: cheaper
+        h = blank.copy()
+        h.update(joined[start:stop - 1])
+        hashes.append(h.digest())
+    shingles = len(hashes)
+    digests = b"".join(hashes)
     value = 0
     for byte in range(8):
         column = digests[byte::8]

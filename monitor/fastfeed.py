@@ -46,6 +46,11 @@ _ATOM_ENTRY = frozenset({"id", "title", "link", "updated", "published", "content
                          "summary"})
 _RSS1_CHANNEL = frozenset({"title", "link", "description"})
 _RSS1_ITEM = frozenset({"title", "link", "description"})
+# The same, as ElementTree writes the tags: with their namespace.
+_ATOM_FEED_TAGS = frozenset(_ATOM + t for t in _ATOM_FEED)
+_ATOM_ENTRY_TAGS = frozenset(_ATOM + t for t in _ATOM_ENTRY)
+_RSS1_CHANNEL_TAGS = frozenset(_RSS1 + t for t in _RSS1_CHANNEL)
+_RSS1_ITEM_TAGS = frozenset(_RSS1 + t for t in _RSS1_ITEM)
 
 
 class _Unusual(Exception):
@@ -84,27 +89,24 @@ def _plain_utf8_xml(body: bytes, headers: Mapping[str, str]) -> bool:
         found = _DECL_RE.match(body)
         if found is not None and found.group(1).lower() not in (b"utf-8", b"utf8"):
             return False
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
+    # Bytes that are not UTF-8 anywhere (text, attribute, comment, CDATA) are expat's
+    # ParseError: feedparser's turn, as when this checked them by decoding the body.
     return True
 
 
 def _text(el: ET.Element) -> str:
     """The text of an element that must hold text only."""
-    if len(el) or set(el.attrib) - {"type"}:
+    if len(el) or (el.attrib and set(el.attrib) - {"type"}):
         raise _Unusual
     return el.text or ""
 
 
-def _only(el: ET.Element, allowed: frozenset[str], ns: str = "") -> None:
-    for child in el:
-        if not isinstance(child.tag, str) or not child.tag.startswith(ns):
-            raise _Unusual
-        name = child.tag[len(ns):]
-        if (ns == "" and name.startswith("{")) or name not in allowed:
-            raise _Unusual
+def _only(el: ET.Element, allowed: frozenset[str], once: bool = False) -> None:
+    """``el``'s children are all of ``allowed`` (tags with their namespace); with
+    ``once``, no two alike."""
+    tags = {child.tag for child in el}
+    if not tags <= allowed or (once and len(tags) != len(el)):
+        raise _Unusual
 
 
 def _absolute(url: str) -> str:
@@ -125,7 +127,7 @@ def _rss(root: ET.Element) -> dict[str, Any]:
     if len(root) != 1 or root[0].tag != "channel" or root[0].attrib:
         raise _Unusual
     channel = root[0]
-    _only(channel, _RSS_CHANNEL)
+    _only(channel, _RSS_CHANNEL)  # no namespace: a namespaced tag starts with "{"
     feed: dict[str, Any] = {}
     for child in channel:
         if child.tag in ("title", "link", "ttl") and child.tag in feed:
@@ -142,13 +144,9 @@ def _rss(root: ET.Element) -> dict[str, Any]:
     for item in channel.iter("item"):
         if item.attrib:
             raise _Unusual
-        _only(item, _RSS_ITEM)
+        _only(item, _RSS_ITEM, once=True)
         entry: dict[str, Any] = {}
-        tags: set[str] = set()
         for child in item:
-            if child.tag in tags:
-                raise _Unusual
-            tags.add(child.tag)
             if child.tag == "guid":
                 permalink = child.attrib.get("isPermaLink", "true")
                 if set(child.attrib) - {"isPermaLink"} or len(child) or permalink not in (
@@ -205,7 +203,7 @@ def _atom(root: ET.Element) -> dict[str, Any]:
     if set(root.attrib) - {_XML_BASE}:
         raise _Unusual
     base = _atom_base(root, None)
-    _only(root, _ATOM_FEED, _ATOM)
+    _only(root, _ATOM_FEED_TAGS)
     feed: dict[str, Any] = {}
     links: list[dict[str, str]] = []
     entries = []
@@ -241,14 +239,10 @@ def _atom_entry(el: ET.Element, inherited: str | None) -> dict[str, Any]:
     if set(el.attrib) - {_XML_BASE}:
         raise _Unusual
     base = _atom_base(el, inherited)
-    _only(el, _ATOM_ENTRY, _ATOM)
+    _only(el, _ATOM_ENTRY_TAGS, once=True)
     entry: dict[str, Any] = {}
-    tags: set[str] = set()
     for child in el:
         tag = child.tag[len(_ATOM):]
-        if tag in tags:
-            raise _Unusual
-        tags.add(tag)
         if tag == "id":
             entry["id"] = _text(child).strip()
         elif tag == "link":
@@ -280,9 +274,7 @@ def _rdf(root: ET.Element) -> dict[str, Any]:
         if child.tag == _RSS1 + "channel":
             if feed or set(child.attrib) - {_RDF + "about"}:
                 raise _Unusual
-            _only(child, _RSS1_CHANNEL, _RSS1)
-            if len({part.tag for part in child}) != len(child):
-                raise _Unusual
+            _only(child, _RSS1_CHANNEL_TAGS, once=True)
             for part in child:
                 if part.tag == _RSS1 + "title":
                     feed["title"] = _text(part).strip()
@@ -293,15 +285,11 @@ def _rdf(root: ET.Element) -> dict[str, Any]:
         elif child.tag == _RSS1 + "item":
             if set(child.attrib) != {_RDF + "about"}:
                 raise _Unusual
-            _only(child, _RSS1_ITEM, _RSS1)
+            _only(child, _RSS1_ITEM_TAGS, once=True)
             entry: dict[str, Any] = {"id": _absolute(child.attrib[_RDF + "about"])}
-            tags: set[str] = set()
             for part in child:
                 tag = part.tag[len(_RSS1):]
                 key = "summary" if tag == "description" else tag
-                if tag in tags:
-                    raise _Unusual
-                tags.add(tag)
                 entry[key] = _absolute(_text(part)) if tag == "link" else _text(part)
             entries.append(entry)
         else:

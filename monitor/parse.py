@@ -79,13 +79,12 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None,
     if "json" in content_type.lower() or body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
         return _capped(parse_json_feed(body), max_entries)
     refuse_entities(body)
-    body = _BAD_CHARREF_RE.sub(_replace_charref, body)
+    if b"&#" in body:
+        body = _BAD_CHARREF_RE.sub(_replace_charref, body)
     quick = fast_parse(body, headers or {}) if fast else None
     if quick is not None:
         for e in quick["entries"]:
-            for field in ("published", "updated"):
-                if field in e:
-                    e[f"{field}_parsed"] = _parse_date(e[field])
+            e["published_at"] = _entry_date(e.get("published"), e.get("updated"))
         return _result(quick["feed"], quick["entries"], None, max_entries)
     response_headers = {k.lower(): v for k, v in (headers or {}).items()
                         if k.lower() in ("content-type", "content-location", "content-language")}
@@ -173,9 +172,25 @@ def _scrub(text: str) -> str:
     return _CONTROLS_RE.sub("", text)
 
 
+_PLAIN_ASCII = bytes(c for c in range(0x20, 0x7F) if c not in b"<&")
+"""What ``_plain`` leaves as it is in ASCII text: printable characters but ``<``, ``&``."""
+
+
 def _plain(markup: str, limit: int = _MAX_FIELD) -> str:
     """Plain text of a feed field: markup stripped, controls removed, length capped."""
-    return _scrub(html_to_text(_scrub(markup)))[:limit]  # again: &#27; decodes to ESC
+    # Most text has no markup, reference, control, or blank but lone spaces: only its
+    # ends are stripped. ASCII is checked by one deletion (C); other text by
+    # ``isprintable``, false for every control and blank but the space.
+    if markup.isascii():
+        if not markup.encode("ascii").translate(None, _PLAIN_ASCII) and "  " not in markup:
+            return markup.strip()[:limit]
+    elif (markup.isprintable() and "<" not in markup and "&" not in markup
+          and "  " not in markup):
+        return markup.strip()[:limit]
+    text = html_to_text(_scrub(markup))
+    # Again where a reference may decode to a control (&#27; to ESC): tags and blanks
+    # removed leave none.
+    return (_scrub(text) if "&" in markup else text)[:limit]
 
 
 def _ttl(value: Any) -> timedelta | None:
@@ -285,8 +300,60 @@ def _entry(e: Any) -> Entry:
         summary=summary,
         content=content,
         author=_plain(author, 1000),
-        published=_date(e.get("published_parsed") or e.get("updated_parsed")),
+        published=(e["published_at"] if "published_at" in e  # fastfeed's, read already
+                   else _date(e.get("published_parsed") or e.get("updated_parsed"))),
     )
+
+
+_MONTHS = {m: f"{n:02}" for n, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+# The two forms nearly every feed writes, to the second, in years 1900-2999: RFC 822
+# (RSS) and W3C-DTF (Atom), with the offset as feedparser reads it (a zone name: UTC).
+_YEAR = "(19[0-9]{2}|2[0-9]{3})"
+_RFC822_RE = re.compile(rf"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{{1,2}}) "
+                        rf"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {_YEAR} "
+                        r"([0-9]{2}):([0-9]{2}):([0-9]{2}) "
+                        r"(?:GMT|UTC|UT|Z|([+-])([0-9]{2})([0-9]{2}))")
+_W3DTF_RE = re.compile(rf"{_YEAR}-([0-9]{{2}})-([0-9]{{2}})T([0-9]{{2}}):([0-9]{{2}}):"
+                       r"([0-9]{2})(?:Z|([+-])([0-9]{2}):([0-9]{2}))")
+
+
+def _entry_date(published: str | None, updated: str | None) -> datetime | None:
+    """``_entry``'s date of fastfeed's strings: ``_date`` of the first one that
+    feedparser's ``_parse_date`` reads, found directly for the common forms."""
+    for text in (published, updated):
+        if text:
+            stamp = _common_date(text)
+            if stamp is not None:
+                return stamp
+            parsed = _parse_date(text)
+            if parsed:
+                return _date(parsed)
+    return None
+
+
+def _common_date(text: str) -> datetime | None:
+    """``_date(_parse_date(text))`` for a date in one of the two forms nearly every feed
+    writes (feedparser tries up to nine parsers in Python, each splitting the string);
+    None for any other form (a test compares the two)."""
+    found = _RFC822_RE.fullmatch(text)
+    if found is not None:
+        day, month, year, hour, minute, second, sign, tz_hours, tz_minutes = found.groups()
+        month = _MONTHS[month]
+    else:
+        found = _W3DTF_RE.fullmatch(text)
+        if found is None:
+            return None
+        year, month, day, hour, minute, second, sign, tz_hours, tz_minutes = found.groups()
+    try:
+        stamp = datetime(int(year), int(month), int(day), int(hour), int(minute),
+                         int(second), tzinfo=UTC)
+    except ValueError:  # 31 February: feedparser's other parsers have their say
+        return None
+    if sign is not None:
+        offset = timedelta(hours=int(tz_hours), minutes=int(tz_minutes))
+        stamp = stamp - offset if sign == "+" else stamp + offset
+    return stamp
 
 
 def _date(parsed: Any) -> datetime | None:

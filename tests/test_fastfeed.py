@@ -19,7 +19,16 @@ from hypothesis import strategies as st
 
 from monitor.errors import FeedError
 from monitor.fastfeed import fast_parse
-from monitor.parse import ParsedFeed, parse_feed
+from monitor.parse import (
+    ParsedFeed,
+    _common_date,
+    _date,
+    _entry_date,
+    _parse_date,
+    _plain,
+    _scrub,
+    parse_feed,
+)
 from monitor.text import html_to_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -113,6 +122,23 @@ TAKEN = {
                       "<link>https://e.org/1</link><description>&lt;p&gt;d</description>"
                       "</item>").encode(),
     "an empty channel": rss(""),
+    "plain markup, block and inline, with references": rss(
+        "<item><title>t</title><description>&lt;p&gt;In &lt;b&gt;Trip&lt;/b&gt;oli&lt;br/&gt;"
+        "AT&amp;amp;T &amp;eacute; &amp;#27;&lt;/P &gt;&lt;SPAN&gt;x&lt;/span&gt;&lt;hr /&gt;"
+        "y &amp;lt;z&lt;/p&gt;</description></item>"
+        "<item><title>u</title><description>&lt;p&gt;a &lt; b&lt;/p&gt;&lt;img src='i'/&gt;"
+        "&lt;em&gt;c&lt;/em&gt;</description></item>"),
+    "dates in the common forms and near them": rss(
+        "<item><title>a</title><pubDate>Mon, 19 Jan 2026 12:00:00 GMT</pubDate></item>"
+        "<item><title>b</title><pubDate>9 Feb 2026 23:59:59 -0830</pubDate></item>"
+        "<item><title>c</title><pubDate>Sat, 31 Feb 2026 12:00:00 GMT</pubDate></item>"
+        "<item><title>d</title><pubDate>Mon, 19 Jan 1899 12:00:00 +0100</pubDate></item>"),
+    "atom dates, updated standing in for published": atom(
+        "<entry><id>urn:1</id><title>t</title><updated>2026-01-19T12:00:00-05:30</updated>"
+        "</entry><entry><id>urn:2</id><title>t</title><published>2026-02-30T00:00:00Z"
+        "</published><updated>2026-01-19T12:00:00Z</updated></entry>"
+        "<entry><id>urn:3</id><title>t</title><published>nonsense</published>"
+        "<updated>2026-01-19T12:00:00+01:00</updated></entry>"),
 }
 
 # Documents it must leave to feedparser.
@@ -197,3 +223,78 @@ def test_blank_runs_collapse_as_the_plain_definition_says(text: str) -> None:
     """html_to_text skips lone spaces and texts without line breaks: same result."""
     plain = re.sub(r"\s*\n\s*", "\n", re.sub(r"[ \t\r\f\v\u00a0]+", " ", text)).strip()
     assert html_to_text(text) == plain
+
+
+_DAYS = ["Mon, ", "Sun, ", "Sat, ", "Thu, ", "", "Xyz, "]
+_MONTH_NAMES = ["Jan", "Feb", "Oct", "Dec", "May", "Sept", "jan"]
+_ZONES = ["GMT", "UTC", "UT", "Z", "EST", "+0000", "-0000", "+0530", "-0800", "+9959",
+          "+05:30", "gmt", ""]
+
+
+@st.composite
+def _date_strings(draw: st.DrawFn) -> str:
+    year = draw(st.sampled_from(["1900", "1970", "2026", "2999", "3000", "0001", "1899",
+                                 "26", "99"]))
+    month = draw(st.integers(0, 13))
+    day = draw(st.integers(0, 32))
+    clock = draw(st.sampled_from(["00:00:00", "12:00:00", "23:59:59", "23:59:60",
+                                  "24:00:00", "12:00", "12:00:00.5", "7:05:09"]))
+    if draw(st.booleans()):  # RFC 822
+        name = draw(st.sampled_from(_MONTH_NAMES)) if 1 <= month <= 12 else "Foo"
+        return (f"{draw(st.sampled_from(_DAYS))}{day:0{draw(st.sampled_from([1, 2]))}} "
+                f"{name} {year} {clock} {draw(st.sampled_from(_ZONES))}").strip()
+    sep = draw(st.sampled_from(["T", "t", " "]))
+    zone = draw(st.sampled_from(["Z", "z", "+00:00", "-05:30", "+0530", "+14:00", ""]))
+    return f"{year}-{month:02}-{day:02}{sep}{clock}{zone}"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_date_strings(), st.sampled_from([None, "", "2020-01-19T12:00:00Z", "yesterday"]))
+def test_common_dates_read_as_feedparser_reads_them(published: str,
+                                                     updated: str | None) -> None:
+    """The direct reading of RFC 822 and W3C-DTF dates gives feedparser's datetime (or
+    leaves the string to it), published before updated as ``_entry`` takes them."""
+    expected = _date(_parse_date(published) or (_parse_date(updated) if updated else None))
+    assert _entry_date(published, updated) == expected
+
+
+def test_common_dates_take_the_direct_path() -> None:
+    for text in ("Mon, 19 Jan 2026 12:00:00 GMT", "9 Jan 2026 12:00:00 +0530",
+                 "2026-01-19T12:00:00Z", "2026-01-19T12:00:00-05:30"):
+        assert _common_date(text) == _date(_parse_date(text)) is not None
+    assert _common_date("Sat, 31 Feb 2026 12:00:00 GMT") is None  # feedparser's call
+    assert _common_date("Sun, 19 Jan 2020 12:00:00 EST") is None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(
+    [" ", "  ", "\t", "\r", "\n", "\f", "\v", "\x00", "\x1b", "\x1c", "\x7f", "\x85",
+     "\u00a0", "\u2028", "\u3000", "\u202e", "\ud800", "<", "<p>", "</b>", "&", "&amp;",
+     "&#27;", "&lt;", ";", "a", "b", "’", "—", "é"]), max_size=12).map("".join))
+def test_plain_text_skips_only_what_has_nothing_to_clean(text: str) -> None:
+    """``_plain``'s shortcut for text without markup, reference, control or blank run
+    gives what the full cleanup gives."""
+    assert _plain(text) == _scrub(html_to_text(_scrub(text)))
+    assert _plain(text, 3) == _scrub(html_to_text(_scrub(text)))[:3]
+
+
+_NOT_UTF8 = [b"\xff", b"\x80", b"\xc3", b"\xc0\x80", b"\xe0\x80\x80", b"\xed\xa0\x80",
+             b"\xf4\x90\x80\x80", b"\xf8\x88\x80\x80\x80", b"\xc3\xa9\xff", b"\xe2\x80"]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.sampled_from([rss("<item><title>Ti</title><description>de<!-- c --><![CDATA[x]]>"
+                            "</description><guid isPermaLink=\"false\">g</guid></item>"),
+                        atom('<entry><id>urn:1</id><title type="html">t</title></entry>')]),
+       st.data())
+def test_bytes_that_are_not_utf8_anywhere_go_to_feedparser(body: bytes,
+                                                           data: st.DataObject) -> None:
+    """Expat refuses what is not UTF-8, wherever it stands: the fast reader never
+    reads such a body (feedparser guesses its encoding)."""
+    at = data.draw(st.integers(0, len(body)))
+    bad = data.draw(st.sampled_from(_NOT_UTF8) | st.binary(min_size=1, max_size=4))
+    mangled = body[:at] + bad + body[at:]
+    try:
+        mangled.decode("utf-8")
+    except UnicodeDecodeError:
+        assert fast_parse(mangled, XML) is None

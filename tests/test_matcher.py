@@ -192,3 +192,41 @@ def test_a_matcher_survives_pickling(seed_article: str) -> None:
     copy = pickle.loads(pickle.dumps(matcher))
     doc = Document.of(title="Libya", content=seed_article)
     assert copy.match(doc) == matcher.match(doc) != []
+
+
+def test_excludes_answers_as_the_candidates_of_the_document(seed_article: str) -> None:
+    """``excludes`` on the fields as text says no rule is a candidate exactly when the
+    document's ``candidates`` are none, whenever every field takes the fast path (and
+    it never excludes an item that has a candidate, on any path)."""
+    rng = random.Random(5)
+    watchlists = [compile_watchlist(spec) for spec in load_watchlists(EXAMPLE)]
+    for n in range(3):
+        rules = tuple(r for r in (random_rule(rng) for _ in range(3)) if _parses(r))
+        watchlists.append(compile_watchlist(WatchlistSpec(f"w{n}", rules, (ACTOR,))))
+    matcher = Matcher.of(watchlists)
+    marks = [" ", "  ", "\n", ", ", ". ", "’s ", "'s'S ", " ' ", "’", "-", "\u00ad", "—",
+             "_", " " * 5000, "ß", "Ünïcödé", "straße", "\u00a0"]
+    vocab = [*VOCAB[:34], "Libyas", "tripoli's", "LIBYA", "Líbya", "conferences",
+             "Trip\u00adoli", "Liby\u00ada"]
+    plain_words = ["said", "the", "minister", "week", "talks", "Cairo", "café", "report"]
+
+    def text(n: int) -> str:
+        return "".join(rng.choice(vocab if rng.random() < 0.05 else plain_words)
+                       + (rng.choice(marks) if rng.random() < 0.1 else " ") for _ in range(n))
+    outcomes = {True: 0, False: 0}
+    for _ in range(600):
+        texts = {"title": text(rng.randint(0, 6)), "summary": text(rng.randint(0, 12)),
+                 "content": text(rng.randint(0, 4)), "author": text(rng.randint(0, 1)),
+                 "feed": rng.choice(["Wire", None, "Libya Observer"]), "url": None}
+        candidates = matcher.candidates(Document.of(**texts))
+        excluded = matcher.excludes(texts)
+        if excluded:
+            assert candidates == set(), texts
+        fast = all(
+            t is None or ("\u00ad" not in t and "ß" not in t and "Ü" not in t
+                          and " " * 5000 not in t) for t in texts.values())
+        if fast:
+            assert excluded == (not candidates), texts
+            outcomes[excluded] += 1
+    assert min(outcomes.values()) > 50  # both answers are exercised
+    assert not matcher.excludes({"title": "Libya", "summary": seed_article})

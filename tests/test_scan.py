@@ -17,7 +17,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from monitor.match import Document, Matcher, WatchlistMatch
+from monitor.config import load_watchlists
+from monitor.match import Document, Matcher, WatchlistMatch, compile_watchlist
 from monitor.match.engine import FieldText
 from monitor.match.scan import latin1_keys, scan_keys
 from monitor.text import TYPOGRAPHIC_SEPARATORS, clean, joined_keys, tokenize
@@ -26,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # bench/ is beside tests/, not installed
     sys.path.insert(0, str(ROOT))
 
-from bench.item_corpus import items, rules  # noqa: E402 (needs the path above)
+from bench.corpus import item as cold_item  # noqa: E402 (needs the path above)
+from bench.item_corpus import items, rules  # noqa: E402
 from bench.matcher import _watchlists  # noqa: E402
 
 _INVISIBLE_RE = re.compile(
@@ -128,7 +130,8 @@ def reference_document(**texts: str) -> Document:
         ft = FieldText(reference_clean(raw))
         tokens = tokenize(ft.text)
         # cached_property reads the instance dict first: these stand in for the fast paths.
-        ft.__dict__.update(scan=" ".join(t.key for t in tokens),
+        ft.__dict__.update(_squeezed=None,  # the general path: every key looked for
+                           scan=" ".join(t.key for t in tokens),
                            cased_seq=tuple(t.cased for t in tokens),
                            offsets=[(t.start, t.end) for t in tokens])
         fields[name] = ft
@@ -156,3 +159,21 @@ def test_the_bench_corpus_matches_as_with_the_full_path() -> None:
         fast_path += latin1_keys(clean(item.content)) is not None
     assert fast_path == 400  # the bench corpus is Latin-1 with ’: all on the fast path
     assert matched > 20  # the corpus exercises matching, not only the quiet path
+
+
+def test_keys_of_other_scripts_match_in_latin1_fields_as_on_the_full_path() -> None:
+    """A field on the fast path does not look for a key with a letter Latin-1 lacks (the
+    example watchlist's Arabic aliases and their clitic forms): the matches are the full
+    path's, which looks."""
+    example = ROOT / "config" / "watchlists.yaml"
+    matcher = Matcher.of([compile_watchlist(spec) for spec in load_watchlists(example)])
+    texts = [cold_item(1, 0, n, 1.0) for n in range(60)]
+    docs = [{"title": t["title"], "summary": t["body"]} for t in texts]
+    docs += [{"title": "Haftar’s LNA near Tripoli", "summary": "قوات حفتر في طرابلس"},
+             {"title": "وليبيا Libya", "content": "the Berlin conference on Libya"}]
+    matched = 0
+    for texts_ in docs:
+        fast = _summary(matcher.match(Document.of(**texts_)))
+        assert fast == _summary(matcher.match(reference_document(**texts_))), texts_
+        matched += bool(fast)
+    assert matched > 40  # most items hold a term of the watch

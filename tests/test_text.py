@@ -1,6 +1,18 @@
 from __future__ import annotations
 
-from monitor.text import clean, clitic_forms, fold, html_to_text, tokenize
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.text import (
+    _markup_text,
+    _plain_markup,
+    _TextExtractor,
+    clean,
+    clitic_forms,
+    fold,
+    html_to_text,
+    tokenize,
+)
 
 
 def test_markup_is_stripped_and_inline_tags_join_words() -> None:
@@ -52,3 +64,30 @@ def test_arabic_clitic_forms() -> None:
     assert "للجيش" in clitic_forms(fold("الجيش"))
     assert clitic_forms(fold("لد")) == ("ولد",)
     assert clitic_forms("tripoli") == ()
+
+
+_PIECES = ["<p>", "</p>", "<P >", "<br/>", "<br />", "<b>", "</B>", "<span>", "</div>",
+           "<script>", "</script>", "<style>", "<img/>", "<a href='x'>", "</a>", "<!-- c -->",
+           "<", ">", "&amp;", "&lt;b&gt;", "&#27;", "&#x41;", "&eacute", "&", ";", " ", "\n",
+           "\t", "\u00a0", "Libya", "Trip", "oli", "</p/>", "<p", "</", "x"]
+
+
+def _parser_text(markup: str) -> str:
+    """html_to_text by HTMLParser alone (the reference the fast paths follow)."""
+    parser = _TextExtractor()
+    parser.feed(markup)
+    parser.close()
+    return "".join(parser.parts)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join))
+def test_markup_fast_paths_read_as_htmlparser_does(markup: str) -> None:
+    assert _markup_text(markup) == _parser_text(markup)
+
+
+def test_plain_markup_takes_the_fast_path() -> None:
+    assert _plain_markup("<p>AT&amp;T</p>x<br/>y") == ["\n", "AT&T", "\n", "x", "\n", "y"]
+    assert _plain_markup("<p>a<script>b</script></p>") is None
+    assert _plain_markup("<a href='x'>a</a>") is None
+    assert _plain_markup("a < b") is None

@@ -148,6 +148,10 @@ class FieldText:
         """Word positions where ``words`` occur in a row: keys, or the cased forms if
         ``cased``; with ``prefix``, the last word need only begin a word."""
         found = self._found.get((words, cased, prefix))
+        if found is None and not cased and not _latin1(words[0]) and self._squeezed:
+            # A field on the fast path is scanned as Latin-1: a key with another letter
+            # (an Arabic word, and so each of its clitic forms) is in none of its words.
+            found = self._found[words, cased, prefix] = ()
         if found is None:
             found = self._positions(words, cased, prefix)
             forms = clitic_forms(words[0])
@@ -164,6 +168,10 @@ class FieldText:
             return _cased_positions(self, words)
         return _substring_positions(self.padded, " " + " ".join(words)
                                     + ("" if prefix else " "))
+
+
+def _latin1(word: str) -> bool:
+    return word.isascii() or max(word) <= "\xff"
 
 
 def _substring_positions(padded: str, needle: str) -> tuple[int, ...]:

@@ -30,6 +30,7 @@ import ahocorasick_rs
 from ..text import clitic_forms, key_of
 from .engine import DEFAULT_FIELDS, Document
 from .query import ActorRef, And, Near, Node, Not, Or, Term
+from .scan import drop_possessives, latin1_fold
 from .watchlist import (
     Rule,
     Watchlist,
@@ -192,6 +193,12 @@ class Matcher:
             if scanner is not None:
                 hits = scanner.automaton.find_matches_as_indexes(data, overlapping=True)
                 present.update(map(scanner.literals.__getitem__, map(_pattern, hits)))
+        return found | self._selected(present)
+
+    def _selected(self, present: Iterable[int]) -> set[int]:
+        """The rules the literals ``present`` (by position) select: those one of them
+        selects alone, and those each of whose sets has one."""
+        found: set[int] = set()
         seen: dict[int, set[int]] = {}
         for lit in present:
             alone, several = self.selects[lit]
@@ -201,6 +208,34 @@ class Matcher:
         found.update(rule_id for rule_id, hit in seen.items()
                      if len(hit) == self.sets[rule_id])
         return found
+
+    def excludes(self, texts: Mapping[str, str | None]) -> bool:
+        """Whether no rule can match an item of these plain-text fields (``Document.of``'s
+        arguments): ``candidates`` of their ``Document`` would be empty. The fields a
+        rule reads (``scanned``) are folded, joined by a space and scanned as one,
+        without building the document: a literal is one word, so it occurs in the
+        joined folds exactly when it occurs in a field's. Only when all of them take
+        the fast path (match/scan.py); False otherwise, and the document decides."""
+        if self.always:
+            return False
+        folds = []
+        for name in self.scanned:
+            text = texts.get(name)
+            if text:
+                if "\u00ad" in text:  # FieldText.of cleans such a text first
+                    return False
+                fold = latin1_fold(text)  # one field at a time: ASCII ones stay fast
+                if fold is None:
+                    return False
+                # Unsqueezed: a key, " word " or " prefix", finds the same words in runs
+                # of spaces as in single ones; only the possessives must go.
+                folds.append(drop_possessives(fold) if b"'" in fold else fold)
+        if self.latin1 is None:
+            return True
+        hits = self.latin1.automaton.find_matches_as_indexes(
+            b" " + b" ".join(folds) + b" ", overlapping=True)
+        return not self._selected(set(map(self.latin1.literals.__getitem__,
+                                          map(_pattern, hits))))
 
     def match(self, doc: Document) -> list[WatchlistMatch]:
         """Every watchlist that matches ``doc``, in order; each as ``Watchlist.match``

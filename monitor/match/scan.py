@@ -29,8 +29,8 @@ from itertools import accumulate, compress
 
 from ..text import TYPOGRAPHIC_SEPARATORS, WORD_RE, joined_keys, word_forms
 
-__all__ = ["RunOffsets", "keys_of_fold", "latin1_fold", "latin1_keys", "scan_keys",
-           "squeeze_fold"]
+__all__ = ["RunOffsets", "drop_possessives", "keys_of_fold", "latin1_fold", "latin1_keys",
+           "scan_keys", "squeeze_fold"]
 
 _FALLBACK = 0  # NUL: a character whose key is not one Latin-1 character
 
@@ -77,12 +77,17 @@ def squeeze_fold(folded: bytes) -> bytes | None:
     """Steps 4 and 5 on ``latin1_fold``'s bytes: the scan string, as Latin-1 bytes
     (None: a run of spaces too long to squeeze, for the general path)."""
     if b"'" in folded:
-        folded = _POSSESSIVE_RE.sub(b"", folded)
+        folded = drop_possessives(folded)
     for _ in range(_SQUEEZES):
         if b"  " not in folded:
             return folded.strip(b" ")
         folded = folded.replace(b"  ", b" ")
     return None
+
+
+def drop_possessives(folded: bytes) -> bytes:
+    """Step 4's possessives removed from ``latin1_fold``'s bytes (``'s`` ending a word)."""
+    return _POSSESSIVE_RE.sub(b"", folded)
 
 
 def keys_of_fold(folded: bytes) -> str | None:
