@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from conftest import Workspace
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from servers import FeedServer, rss
 
@@ -15,6 +15,8 @@ from bench.corpus import item
 from monitor.dedup import (
     MAX_DISTANCE,
     StoryCandidate,
+    StoryIndex,
+    StoryKeys,
     find_story,
     hamming,
     simhash,
@@ -121,3 +123,37 @@ def test_three_feeds_carrying_one_story_give_one_alert_listing_three_sources(
     # the same feeds again: nothing new, nothing sent
     again = workspace.monitor("run", "--once")
     assert "0 new items" in again.out and (workspace.root / "alerts.log").read_text() == log
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.sampled_from([None, "a", "b"]),
+                          st.integers(0, 72), st.booleans(), st.integers(1, 50)),
+                max_size=30),
+       st.integers(0, 2**64 - 1), st.sampled_from([None, "a", "c"]), st.booleans())
+def test_the_story_index_finds_what_a_scan_of_every_candidate_finds(
+        rows: list[tuple[int, str | None, int, bool, int]], bits: int, title: str | None,
+        hashed: bool) -> None:
+    """``StoryIndex.find`` (a list of numbers, a dict of titles) against the plain scan
+    of every candidate it replaced; near SimHashes are made likely by flipping few bits."""
+    window = timedelta(hours=48)
+    candidates = []
+    for n, (noise, key, hours, near, story) in enumerate(rows):
+        flipped = bits ^ (noise & 0x10204081) if near else noise  # at most 4 bits off
+        candidates.append(StoryCandidate(n + 1, story if n % 3 else None, 7,
+                                         NOW - timedelta(hours=hours), key,
+                                         None if n % 5 == 4 else f"{flipped:016x}"))
+    keys = StoryKeys(title, f"{bits:016x}" if hashed else None)
+
+    def scan() -> int | None:
+        best: tuple[datetime, int] | None = None
+        for c in candidates:
+            same = (title is not None and title == c.title_key) or (
+                hashed and c.simhash is not None
+                and hamming(f"{bits:016x}", c.simhash) <= MAX_DISTANCE)
+            if c.fetched_at >= NOW - window and same:
+                story = c.story_id if c.story_id is not None else c.item_id
+                best = min(best or (c.fetched_at, story), (c.fetched_at, story))
+        return None if best is None else best[1]
+
+    index = StoryIndex(candidates)
+    assert index.find(keys, now=NOW, window=window) == scan()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Column, Connection, Table, bindparam, insert, select, update
 
-from ..dedup import StoryCandidate, StoryKeys, find_story
+from ..dedup import StoryCandidate, StoryIndex, StoryKeys
 from .models import Item, Match, Outbox, Watchlist
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class BatchItems:
         self.window = story_window
         self.since = since
         """The earliest poll time of the batch, less the window: what a story may join."""
-        self._candidates: list[StoryCandidate] | None = None
+        self._candidates: StoryIndex | None = None
         self._watchlists: dict[str, int] | None = None
         self._alerted: set[tuple[int, str]] = set()
         """(story, channel) that has an alert (an outbox row not ``merged``)."""
@@ -185,16 +185,16 @@ class BatchItems:
             self._watchlists = {n: i for n, i in conn.execute(select(Watchlist.name,
                                                                      Watchlist.id))}
         if self._candidates is None:
-            self._candidates = _story_candidates(conn, self.since)
+            self._candidates = StoryIndex(_story_candidates(conn, self.since))
         candidates, watchlist_ids = self._candidates, self._watchlists
         joined: list[int | None] = []  # per matched item: the story it joined, or None
         stories = []
         for w, _, new, item_id in matched:
-            story = find_story(StoryKeys(new.title_key, new.simhash), candidates, now=w.at,
-                               window=self.window)
+            story = candidates.find(StoryKeys(new.title_key, new.simhash), now=w.at,
+                                    window=self.window)
             story_id = item_id if story is None else story
-            candidates.append(StoryCandidate(item_id, story_id, w.feed_id, w.at,
-                                             new.title_key, new.simhash))
+            candidates.add(StoryCandidate(item_id, story_id, w.feed_id, w.at,
+                                          new.title_key, new.simhash))
             joined.append(story)
             stories.append({"b_item_id": item_id, "b_story_id": story_id})
         conn.execute(_STORY, stories)
