@@ -153,10 +153,6 @@ class ParseWorkers:
         """Workers killed at their deadline (or found dead) since the start."""
 
     async def __aenter__(self) -> ParseWorkers:
-        """Start the workers now, in the background: a process takes a moment to import
-        the parser and the matcher, and the first feeds would otherwise wait for it."""
-        self._starting = [asyncio.create_task(self._start(), name="start a parse worker")
-                          for _ in range(self.workers)]
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -217,7 +213,13 @@ class ParseWorkers:
         raise FeedError(str(text))
 
     async def _next(self) -> _Worker:
-        """A worker started in the background, or else a new one."""
+        """A worker for a job when none is idle. The first job starts every missing
+        worker at once, in the background: a process takes a moment to import the parser
+        and the matcher, and the next feeds would each wait for one. None is started
+        before a feed needs parsing (a round of 304s needs none)."""
+        if not self._starting:
+            self._starting = [asyncio.create_task(self._start(), name="start a parse worker")
+                              for _ in range(max(1, self.workers - len(self._all)))]
         while self._starting:
             task = self._starting.pop()
             try:

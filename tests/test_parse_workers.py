@@ -158,19 +158,22 @@ def test_a_bug_in_matching_in_the_worker_costs_that_feed_and_is_logged(
     assert [m.watchlist for m in item.matches] == ["libya"]
 
 
-def test_the_workers_start_on_entry_and_stop_on_exit() -> None:
-    """Started before the first feed arrives (a worker takes a moment to import the
-    parser and the matcher), and none is left behind."""
+def test_the_first_parse_starts_every_worker_and_none_is_left_after() -> None:
+    """None before a feed needs parsing (a round of 304s needs none); then all at once,
+    since a worker takes a moment to import the parser and the matcher; none after."""
     def running() -> int:
         return sum(p.name == "monitor-parse" for p in multiprocessing.active_children())
 
-    async def go() -> int:
-        async with ParseWorkers(timeout=5, max_memory_bytes=None, workers=2):
+    async def go() -> tuple[int, int]:
+        async with ParseWorkers(timeout=5, max_memory_bytes=None, workers=2) as pool:
+            await asyncio.sleep(0.5)
+            before = running()
+            await pool.parse(rss({"title": "Tripoli", "guid": "1"}).encode(), {}, "http://x/")
             for _ in range(200):  # bounded: 10 s
                 if running() == 2:
                     break
                 await asyncio.sleep(0.05)
-            return running()
+            return before, running()
 
-    assert asyncio.run(go()) == 2
+    assert asyncio.run(go()) == (0, 2)
     assert running() == 0
