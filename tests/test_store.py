@@ -229,8 +229,8 @@ def test_a_poll_costs_a_few_statements_however_many_items_and_matches(
     assert (counts.new_items, counts.matches) == (200, 20)
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO ITEMS")]
     matches = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO MATCHES")]
-    # a few hundred rows a statement, the rest in powers of two: 128 + 64 + 8, 16 + 4
-    assert len(inserts) <= 3 and len(matches) <= 2
+    # 64 rows a statement, the rest in powers of two: 64 + 64 + 64 + 8, and 16 + 4
+    assert len(inserts) <= 4 and len(matches) <= 2
     assert len(statements) < 20, statements  # the outbox rows too: one statement
 
 

@@ -31,7 +31,6 @@ class PollCounts:
     new_items: int = 0
     matches: int = 0
     alerts: int = 0
-    watchlists: set[str] = field(default_factory=set)
     by_watchlist: dict[str, int] = field(default_factory=dict)
     """watchlist name -> matches stored by this poll."""
 
