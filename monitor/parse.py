@@ -84,7 +84,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None,
     quick = fast_parse(body, headers or {}) if fast else None
     if quick is not None:
         for e in quick["entries"]:
-            e["published_at"] = _entry_date(e.get("published"), e.get("updated"))
+            e[_READ_DATE] = _entry_date(e.get("published"), e.get("updated"))
         return _result(quick["feed"], quick["entries"], None, max_entries)
     response_headers = {k.lower(): v for k, v in (headers or {}).items()
                         if k.lower() in ("content-type", "content-location", "content-language")}
@@ -300,11 +300,14 @@ def _entry(e: Any) -> Entry:
         summary=summary,
         content=content,
         author=_plain(author, 1000),
-        published=(e["published_at"] if "published_at" in e  # fastfeed's, read already
+        published=(e[_READ_DATE] if _READ_DATE in e  # fastfeed's, read already
                    else _date(e.get("published_parsed") or e.get("updated_parsed"))),
     )
 
 
+_READ_DATE = "published (read)"
+"""Where a fast-read entry keeps its date, read already: a key no feed element can
+make (feedparser keeps an unknown element, ``<published_at>`` say, under its name)."""
 _MONTHS = {m: f"{n:02}" for n, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 # The two forms nearly every feed writes, to the second, in years 1900-2999: RFC 822

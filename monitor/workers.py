@@ -68,7 +68,8 @@ def _serve(conn: multiprocessing.connection.Connection, max_memory: int | None) 
                 if payload is not None:
                     analyser = None  # the old one's memory first
                     analyser = pickle.loads(payload)
-                assert analyser is not None and analyser.version == version
+                if analyser is None or analyser.version != version:  # the daemon resends
+                    raise RuntimeError(f"the worker holds no analyser of version {version}")
                 answer = ("ok", analyser.analyse(parsed, feed_title))
         except FeedError as exc:
             answer = ("error", str(exc), None)
@@ -99,6 +100,7 @@ class _Worker:
         """The version of the analyser this worker holds."""
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.stopped = False
 
     async def connect(self) -> None:
         """The daemon's end of the pipe as asyncio streams: jobs and answers go through
@@ -123,12 +125,21 @@ class _Worker:
         answer: tuple[Any, ...] = pickle.loads(await self.reader.readexactly(size))
         return answer
 
+    def close_stream(self) -> None:
+        """On the event loop's thread: the stream's transport is the loop's."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
     def kill(self) -> None:
+        """Stop the process (from any thread; ``close_stream`` first, on the loop's).
+        Once is enough; a second call does nothing."""
+        if self.stopped:
+            return
+        self.stopped = True
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5)
-        if self.writer is not None:
-            self.writer.close()
         with contextlib.suppress(OSError):
             self.conn.close()
         with contextlib.suppress(ValueError):
@@ -148,6 +159,7 @@ class ParseWorkers:
         self._slots = asyncio.Semaphore(workers)
         self._all: set[_Worker] = set()
         self._starting: list[asyncio.Task[_Worker]] = []
+        self._closed = False
         self.workers = workers
         self.killed = 0
         """Workers killed at their deadline (or found dead) since the start."""
@@ -164,7 +176,9 @@ class ParseWorkers:
         self.close()
 
     def close(self) -> None:
+        self._closed = True
         for worker in list(self._all):
+            worker.close_stream()
             worker.kill()
         self._all.clear()
         self._idle.clear()
@@ -192,6 +206,8 @@ class ParseWorkers:
             version = analyser.version if analyser is not None else None
             payload = (analyser.pickled()
                        if analyser is not None and worker.analyser != version else None)
+            if payload is not None:  # until it answers ok, the worker may hold neither
+                worker.analyser = None
             try:
                 answer = await self._ask(worker, (body, dict(headers), url, self.max_entries,
                                                   feed_title, version, payload))
@@ -203,6 +219,7 @@ class ParseWorkers:
                     self._idle.append(worker)
                 else:
                     self._all.discard(worker)
+                    worker.close_stream()
                     await asyncio.to_thread(worker.kill)
         if answer[0] == "ok":
             value: ParsedFeed | Analysed = answer[1]
@@ -231,7 +248,11 @@ class ParseWorkers:
     async def _start(self) -> _Worker:
         def make() -> _Worker:
             worker = _Worker(self.max_memory)
-            self._all.add(worker)  # even if the task was cancelled meanwhile: close kills it
+            self._all.add(worker)  # before the check: close kills it, or it sees closed
+            if self._closed:  # the pool closed while this worker started
+                self._all.discard(worker)
+                worker.kill()
+                raise FeedError("the parse workers are closed")
             return worker
 
         worker = await asyncio.to_thread(make)
@@ -239,6 +260,7 @@ class ParseWorkers:
             await worker.connect()
         except BaseException:
             self._all.discard(worker)
+            worker.close_stream()
             await asyncio.to_thread(worker.kill)
             raise
         return worker

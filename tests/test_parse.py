@@ -121,3 +121,12 @@ def test_rss_ttl() -> None:
     assert parse_feed(rss({"title": "x"}, extra="<ttl>90</ttl>").encode()).ttl == timedelta(
         minutes=90)
     assert parse_feed(rss({"title": "x"}).encode()).ttl is None
+
+
+def test_an_element_named_like_a_read_date_is_not_taken_for_one() -> None:
+    """feedparser keeps an element it does not know under its own name: a feed's
+    ``<published_at>`` is text, never the entry's date (which the store needs as a date)."""
+    body = rss({"title": "Tripoli", "guid": "1", "published_at": "yesterday",
+                "pubDate": "Mon, 19 Jan 2026 12:00:00 GMT"}).encode()
+    (entry,) = parse_feed(body).entries
+    assert entry.published == datetime(2026, 1, 19, 12, 0, tzinfo=UTC)

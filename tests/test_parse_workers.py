@@ -36,7 +36,8 @@ def test_a_parse_past_its_deadline_is_killed_and_the_next_one_works() -> None:
                 await pool.parse(SLOW_AUTHOR, {}, "http://x/")
             ok = await pool.parse(rss({"title": "Tripoli", "guid": "1"}).encode(), {}, "http://x/")
             return str(slow.value), len(ok.entries), pool.killed
-    error, entries, killed = asyncio.run(go())
+    # debug mode: the killed worker's stream must be closed from the event loop's thread
+    error, entries, killed = asyncio.run(go(), debug=True)
     assert "parsing took longer than 1.5s" in error
     assert (entries, killed) == (1, 1)
 
@@ -177,3 +178,30 @@ def test_the_first_parse_starts_every_worker_and_none_is_left_after() -> None:
 
     assert asyncio.run(go()) == (0, 2)
     assert running() == 0
+
+
+class UnloadableAnalyser(Analyser):
+    """An analyser whose copy fails to load in the worker (as one past the memory cap)."""
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        raise MemoryError
+
+
+def test_a_worker_whose_new_analyser_failed_to_load_is_sent_the_next_one_whole() -> None:
+    """A job with an analyser the worker held before must not count on it still holding
+    it: the failed load of a newer one has dropped it."""
+    body = rss({"title": "Tripoli", "guid": "1"}).encode()
+    tripoli = Analyser.of([compile_watchlist(WatchlistSpec("libya", ("Tripoli",)))], {})
+    unloadable = UnloadableAnalyser(Matcher.of([]), {})
+
+    async def go() -> tuple[str, Analysed]:
+        async with ParseWorkers(timeout=10, max_memory_bytes=None, workers=1) as pool:
+            await pool.analyse(body, {}, "http://x/", tripoli, None)
+            with pytest.raises(FeedError) as refused:
+                await pool.analyse(body, {}, "http://x/", unloadable, None)
+            return str(refused.value), await pool.analyse(body, {}, "http://x/", tripoli, None)
+
+    error, again = asyncio.run(go())
+    assert "needed more memory" in error
+    (item,) = again.items
+    assert [m.watchlist for m in item.matches] == ["libya"]
