@@ -116,11 +116,14 @@ class PollWriter:
                     story_window=self.story_window)
             except StoreError as exc:
                 results = [exc] * len(batch)
-            except Exception as exc:  # a bug must fail these polls, not leave them waiting
-                log.exception("writing %d polls failed", len(batch))
-                results = [StoreError(f"cannot save the polls of {len(batch)} feeds: "
-                                      f"internal error ({type(exc).__name__}); see the log")
-                           ] * len(batch)
+            except Exception as exc:  # a bug: it must cost only the poll it is in
+                if len(batch) == 1:
+                    log.exception("writing the poll of feed %d failed", batch[0][0].feed_id)
+                    results = [_internal(batch[0][0], exc)]
+                else:
+                    log.exception("writing %d polls failed; writing them one by one",
+                                  len(batch))
+                    results = [await self._alone(w) for w, _ in batch]
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():  # its poll was cancelled
                     continue
@@ -129,6 +132,23 @@ class PollWriter:
                 else:
                     future.set_result(result)
 
+    async def _alone(self, write: PollWrite) -> PollCounts | StoreError:
+        """One poll in its own transaction, after its batch failed on a bug (and was
+        rolled back): the polls beside the one it is in are stored, that one fails."""
+        try:
+            (result,) = await asyncio.to_thread(self.store.record_polls, [write],
+                                                story_window=self.story_window)
+            return result
+        except StoreError as exc:
+            return exc
+        except Exception as exc:
+            log.exception("writing the poll of feed %d failed", write.feed_id)
+            return _internal(write, exc)
+
+
+def _internal(write: PollWrite, exc: Exception) -> StoreError:
+    return StoreError(f"cannot save the poll of feed {write.feed_id}: internal error "
+                      f"({type(exc).__name__}); see the log")
 
 class Poller:
     def __init__(self, store: Store, fetcher: Fetcher, watchlists: Sequence[Watchlist],

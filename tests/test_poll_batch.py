@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, event, select
@@ -262,6 +262,31 @@ def test_the_writer_batches_polls_with_items_and_bounds_a_batch_by_its_items(
     assert [r.new_items for r in results if isinstance(r, PollCounts)] == [2, 2, 1]
     assert isinstance(results[3], StoreError)
     assert {f.url: f.items for f in store.feeds()} == dict(zip(FEEDS, [2, 2, 1], strict=True))
+
+
+def test_a_poll_that_breaks_its_batch_costs_only_itself(engine: Engine) -> None:
+    """A bug set off by one poll's data (here a date that is text) fails its batch; the
+    polls are then written one by one, so the others are stored and it alone fails."""
+    store = BatchCountingStore(engine)
+    store_on(engine)
+    a, b, c = (ids(store)[url] for url in FEEDS)
+    broken = dataclasses.replace(item("b1"), published_at=cast(Any, "yesterday"))
+    polls = [PollWrite(a, ok(NOW), [item("a1", "email")], ["a1"]),
+             PollWrite(b, ok(NOW), [broken], ["b1"]),
+             PollWrite(c, FetchState(NOW, NOW + timedelta(hours=1), True, 304), [], [])]
+    writer = PollWriter(store)
+
+    async def write_all() -> list[PollCounts | BaseException]:
+        return await asyncio.gather(*(writer.write(w) for w in polls), return_exceptions=True)
+
+    first, second, third = asyncio.run(write_all())
+    assert store.batches == [[1, 1, 0], [1], [1], [0]]  # the batch, then each alone
+    assert isinstance(first, PollCounts) and (first.new_items, first.alerts) == (1, 1)
+    assert isinstance(second, StoreError) and "internal error" in str(second)
+    assert isinstance(third, PollCounts)
+    rows = {f.url: f for f in store.feeds()}
+    assert [rows[u].items for u in FEEDS] == [1, 0, 0]
+    assert rows[FEEDS[2]].last_status == 304 and rows[FEEDS[1]].last_status is None
 
 
 def test_two_workers_writing_the_same_feeds_at_once_store_each_item_once(pg_url: str
