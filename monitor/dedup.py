@@ -28,7 +28,6 @@ __all__ = [
     "StoryIndex",
     "StoryKeys",
     "content_hash",
-    "find_story",
     "hamming",
     "identity",
     "simhash",
@@ -151,15 +150,6 @@ class StoryCandidate:
         object.__setattr__(self, "bits", None if self.simhash is None else int(self.simhash, 16))
 
 
-def find_story(keys: StoryKeys, candidates: Iterable[StoryCandidate], *, now: datetime,
-               window: timedelta, max_distance: int = MAX_DISTANCE) -> int | None:
-    """The story (its first item's id) that an item with ``keys`` belongs to, among the
-    candidates fetched within ``window`` before ``now``; None for a new story. The
-    earliest matching story wins, so a story keeps one id."""
-    return StoryIndex(candidates).find(keys, now=now, window=window,
-                                       max_distance=max_distance)
-
-
 class StoryIndex:
     """Story candidates as ``find`` reads them: by title key, and their SimHashes in one
     list of numbers. A cold cycle compares every new matched item with every matched
@@ -181,7 +171,9 @@ class StoryIndex:
 
     def find(self, keys: StoryKeys, *, now: datetime, window: timedelta,
              max_distance: int = MAX_DISTANCE) -> int | None:
-        """``find_story`` over these candidates."""
+        """The story (its first item's id) that an item with ``keys`` belongs to, among
+        the candidates fetched within ``window`` before ``now``; None for a new story.
+        The earliest matching story wins, so a story keeps one id."""
         near = list(self._titles.get(keys.title_key, ())) if keys.title_key is not None else []
         if keys.simhash is not None:
             bits = int(keys.simhash, 16)

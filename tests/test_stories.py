@@ -17,7 +17,6 @@ from monitor.dedup import (
     StoryCandidate,
     StoryIndex,
     StoryKeys,
-    find_story,
     hamming,
     simhash,
     story_keys,
@@ -78,7 +77,7 @@ def test_simhash_of_the_bench_corpus_is_the_definition() -> None:
     assert simhash(WIRE * 400) == reference_simhash(WIRE * 400)  # counts past one byte
 
 
-def test_find_story_joins_the_earliest_story_within_the_window() -> None:
+def test_a_story_is_the_earliest_one_matched_within_the_window() -> None:
     keys = story_keys("Haftar shells Tripoli suburbs", WIRE)
     old = StoryCandidate(1, 1, 10, NOW - timedelta(days=3), keys.title_key, keys.simhash)
     first = StoryCandidate(2, 2, 11, NOW - timedelta(hours=2), keys.title_key, None)
@@ -87,8 +86,8 @@ def test_find_story_joins_the_earliest_story_within_the_window() -> None:
                            simhash("entirely different words about the weather and "
                                    "football and cooking recipes today"))
     window = timedelta(hours=48)
-    assert find_story(keys, [old, second, first, other], now=NOW, window=window) == 2
-    assert find_story(keys, [old, other], now=NOW, window=window) is None
+    assert StoryIndex([old, second, first, other]).find(keys, now=NOW, window=window) == 2
+    assert StoryIndex([old, other]).find(keys, now=NOW, window=window) is None
 
 
 def wire_item(outlet: str, title: str) -> dict[str, str]:

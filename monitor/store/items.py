@@ -246,7 +246,7 @@ def _story_candidates(conn: Connection, since: datetime) -> list[StoryCandidate]
         return _read_candidates(conn, since)
     with _CACHE_LOCK:
         cache = _CACHES.setdefault(engine, _Candidates())
-        margin = since - _MARGIN  # polls' clocks differ a little; find_story filters
+        margin = since - _MARGIN  # polls' clocks differ a little; StoryIndex.find filters
         fresh = _read_candidates(conn, margin, after=cache.after)
         if fresh:
             cache.after = max(c.item_id for c in fresh)

@@ -204,7 +204,7 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
         """In one transaction: the feed's fetch state, its new items, their matches and
         outbox rows, and the time the feed last served each key in ``seen``. Items the
         feed already has are skipped, so a re-served feed never alerts twice. A matched
-        item joins the story of an item seen within ``story_window`` (dedup.find_story);
+        item joins the story of an item seen within ``story_window`` (dedup.StoryIndex);
         a channel that already has an alert for that story gets a ``merged`` row instead
         of a second alert.
 
