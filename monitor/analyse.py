@@ -24,7 +24,7 @@ from .dedup import identity, story_keys
 from .match import EVERY, Document, Matcher, Watchlist, WatchlistMatch, snippet
 from .parse import Entry, ParsedFeed
 
-__all__ = ["Analysed", "Analyser", "NewItem", "NewMatch", "document", "match_entry"]
+__all__ = ["Analysed", "Analyser", "NewItem", "NewMatch", "match_entry"]
 
 @dataclass(frozen=True)
 class NewMatch:
@@ -50,21 +50,13 @@ class NewItem:
     simhash: str | None = None
 
 
-def document(entry: Entry, feed_title: str | None, link: str | None = None,
-             fields: Collection[str] | None = None) -> Document:
-    """What the watchlists see of a new entry; only ``fields`` when given (those the
-    matcher's rules look at: the others would be read for nothing)."""
-    return Document.of(**_texts(entry, feed_title, link, fields))
-
-
-def _texts(entry: Entry, feed_title: str | None, link: str | None = None,
-           fields: Collection[str] | None = None) -> dict[str, str | None]:
-    """``document``'s fields, as text."""
+def _texts(entry: Entry, feed_title: str | None,
+           fields: Collection[str]) -> dict[str, str | None]:
+    """What the watchlists see of a new entry, as text: the ``fields`` the matcher's
+    rules look at (the others would be read for nothing)."""
     texts = {"title": entry.title, "summary": entry.summary, "content": entry.content,
-             "author": entry.author, "feed": feed_title, "url": link or entry.link}
-    if fields is not None:
-        texts = {name: text for name, text in texts.items() if name in fields}
-    return texts
+             "author": entry.author, "feed": feed_title, "url": entry.link}
+    return {name: text for name, text in texts.items() if name in fields}
 
 
 def match_entry(entry: Entry, feed_title: str | None, matcher: Matcher,
@@ -73,7 +65,7 @@ def match_entry(entry: Entry, feed_title: str | None, matcher: Matcher,
     """Every watchlist that matches the entry, with its snippet and the channels it goes
     to: those subscribed to the watchlist (or to every watchlist, ``"*"``) whose
     ``min_rules`` the match reaches."""
-    texts = _texts(entry, feed_title, fields=matcher.scanned)
+    texts = _texts(entry, feed_title, matcher.scanned)
     if matcher.excludes(texts):  # most items: no document built, nothing evaluated
         return ()
     doc = Document.of(**texts)

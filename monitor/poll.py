@@ -62,7 +62,7 @@ class PollReport:
 
 
 def stored_document(item: StoredItem) -> Document:
-    """What the watchlists saw of a stored item: the same fields as ``document``."""
+    """What the watchlists saw of a stored item: the fields ``analyse.match_entry`` reads."""
     return Document.of(title=item.title, summary=item.summary, content=item.content,
                        author=item.author, feed=item.feed_title, url=item.link)
 

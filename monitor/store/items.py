@@ -73,7 +73,7 @@ def _bind(conn: Connection, column: Column[Any]) -> Callable[[Any], Any]:
 def _insert(conn: Connection, table: Table, columns: Sequence[str],
             rows: Sequence[tuple[Any, ...]], returning: Sequence[str]) -> list[Any]:
     """Insert the rows (values of ``columns``, as the driver takes them: ``_bind``)
-    through the driver, a few hundred a statement (``INSERT … VALUES (…), (…)
+    through the driver, ``_ROWS`` a statement (``INSERT … VALUES (…), (…)
     RETURNING``): SQLAlchemy's own ``executemany`` spent more CPU building and
     converting each row's parameters than SQLite spent storing it. Returns the
     ``returning`` columns of the rows, in no particular order."""
@@ -92,8 +92,7 @@ def _insert(conn: Connection, table: Table, columns: Sequence[str],
 def _pieces(n: int) -> list[tuple[int, int]]:
     """(start, size) of the statements for ``n`` rows: ``_ROWS`` at a time, the rest in
     powers of two. The driver keeps each distinct statement prepared (SQLite's cache
-    holds 128 a connection), and one of a few hundred rows is large: statements of any
-    length took 13 MB of the daemon's peak."""
+    holds 128 a connection): statements of any length took 13 MB of the daemon's peak."""
     out = []
     start = 0
     size = _ROWS
@@ -163,7 +162,7 @@ class BatchItems:
 
     def _known(self, keys: dict[int, list[str]]) -> dict[int, set[str]]:
         """Which of its ``keys`` each feed has: a join of the (feed, key) pairs with the
-        items' unique index, a few hundred pairs a statement, whatever the feeds."""
+        items' unique index, ``_ROWS`` pairs a statement, whatever the feeds."""
         pairs = [(feed_id, key) for feed_id, ks in keys.items() for key in ks]
         known: dict[int, set[str]] = {}
         mark = _mark(self.conn)
