@@ -437,7 +437,9 @@ class Jobs:
         if room <= 0:
             return
         now = self.app.clock()
-        for feed in self.app.store.claim_due_feeds(self.app.worker, now, self.lease, room):
+        claimed = await asyncio.to_thread(  # the lock may be a poll batch's for a while
+            self.app.store.claim_due_feeds, self.app.worker, now, self.lease, room)
+        for feed in claimed:
             if feed.id in self.inflight:  # our own claim outlived by a slow poll
                 continue
             task = asyncio.create_task(self.poller.poll(feed, now), name=f"poll {feed.url}")

@@ -37,8 +37,8 @@ async def poll_every_feed(store: Store, poller: Poller, owner: str,
     wait for the polls in flight. Returns the reports by feed URL.
 
     Feeds are claimed a quarter of ``limit`` at a time at least, not one per finished
-    poll: a claim is a transaction (and on SQLite, a scan of the feeds), made from the
-    event loop; claiming per poll cost a 304 round more than its polls."""
+    poll: a claim is a transaction (and on SQLite, a scan of the feeds); claiming per
+    poll cost a 304 round more than its polls."""
     start = clock()
     since = start - ONCE_FRESH if store.several_workers else start
     reports: list[PollReport] = []
@@ -50,7 +50,10 @@ async def poll_every_feed(store: Store, poller: Poller, owner: str,
         room = limit - len(inflight)
         if not exhausted and (room >= max(1, limit // 4) or not inflight):
             now = clock()
-            claimed = store.claim_due_feeds(owner, now, lease, room, unchecked_since=since)
+            # off the event loop: a claim waits for SQLite's lock while a batch of polls
+            # is written, and the polls in flight go on meanwhile
+            claimed = await asyncio.to_thread(store.claim_due_feeds, owner, now, lease, room,
+                                              unchecked_since=since)
             fresh = [f for f in claimed if f.id not in seen]
             _give_back(store, owner, [f for f in claimed if f.id in seen])
             if not fresh:
