@@ -19,9 +19,6 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
 
-import feedparser
-from feedparser.datetimes import _parse_date
-
 from .errors import FeedError
 from .fastfeed import fast_parse
 from .text import html_to_text
@@ -88,6 +85,8 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None,
         return _result(quick["feed"], quick["entries"], None, max_entries)
     response_headers = {k.lower(): v for k, v in (headers or {}).items()
                         if k.lower() in ("content-type", "content-location", "content-language")}
+    import feedparser  # here: a parse worker whose feeds fastfeed reads never loads it
+
     try:
         result = feedparser.parse(
             io.BytesIO(body), response_headers=response_headers, sanitize_html=False,
@@ -329,6 +328,8 @@ def _entry_date(published: str | None, updated: str | None) -> datetime | None:
             stamp = _common_date(text)
             if stamp is not None:
                 return stamp
+            from feedparser.datetimes import _parse_date  # see parse_feed
+
             parsed = _parse_date(text)
             if parsed:
                 return _date(parsed)

@@ -9,9 +9,10 @@ new one replaces it; its address space is capped (``RLIMIT_AS``), so a parse tha
 to allocate past ``max_memory_bytes`` fails with ``MemoryError`` in the worker, never in
 the daemon. Either way the feed gets a ``FeedError`` and the other feeds go on.
 
-Workers are started with ``spawn`` (the daemon has threads; forking it is unsafe), once,
-and reused: a parse costs a pickle of the body and of the entries, not a process start.
-A worker is sent the analyser (the matcher, the routes) once per version, not per job.
+A worker is a new interpreter running ``parse_worker`` (the daemon has threads: forking
+it is unsafe), started once and reused: a parse costs a pickle of the body and of the
+entries, not a process start. A worker is sent the analyser (the matcher, the routes)
+once per version, not per job.
 """
 
 from __future__ import annotations
@@ -19,83 +20,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import pickle
-import resource
 import socket
 import struct
-import traceback
+import subprocess
+import sys
 from collections.abc import Mapping
-from multiprocessing.context import SpawnProcess
 from types import TracebackType
 from typing import Any
 
 from .analyse import Analysed, Analyser
 from .errors import FeedError
-from .parse import MAX_ENTRIES, ParsedFeed, parse_feed
+from .parse import MAX_ENTRIES, ParsedFeed
 
 __all__ = ["ParseWorkers"]
 
 log = logging.getLogger(__name__)
 
-_SPAWN = multiprocessing.get_context("spawn")
-
-
-def _serve(conn: multiprocessing.connection.Connection, max_memory: int | None) -> None:
-    """The worker: parse each body it is sent, and analyse the entries when the job
-    carries an analyser version; answer ("ok", ParsedFeed or Analysed) or ("error",
-    text, traceback or None). An analyser comes pickled, once per version: the worker
-    keeps the last one."""
-    if max_memory is not None:
-        resource.setrlimit(resource.RLIMIT_AS, (max_memory, max_memory))
-    analyser: Analyser | None = None
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        body, headers, url, max_entries, feed_title, version, payload = job
-        answer: tuple[Any, ...]
-        stage = "parsing the feed"
-        try:
-            parsed = parse_feed(body, headers, url, max_entries=max_entries)
-            if version is None:
-                answer = ("ok", parsed)
-            else:
-                stage = "matching the feed's entries"
-                if payload is not None:
-                    analyser = None  # the old one's memory first
-                    analyser = pickle.loads(payload)
-                if analyser is None or analyser.version != version:  # the daemon resends
-                    raise RuntimeError(f"the worker holds no analyser of version {version}")
-                answer = ("ok", analyser.analyse(parsed, feed_title))
-        except FeedError as exc:
-            answer = ("error", str(exc), None)
-        except MemoryError:
-            answer = ("error", f"refused: {stage} needed more memory than "
-                               "[parse] max_memory_bytes allows", None)
-        except RecursionError:
-            answer = ("error", "refused: the feed is nested too deeply to parse", None)
-        except Exception as exc:  # a bug costs this feed this poll, never the worker
-            answer = ("error", f"internal error while {stage} ({type(exc).__name__})",
-                      traceback.format_exc())
-        del body, job, payload
-        try:
-            conn.send(answer)
-        except MemoryError:
-            conn.send(("error", "refused: the parsed feed is too large to hand back "
-                                "within [parse] max_memory_bytes", None))
-
-
 class _Worker:
     def __init__(self, max_memory: int | None) -> None:
-        self.conn, child = _SPAWN.Pipe()
-        self.process: SpawnProcess = _SPAWN.Process(target=_serve, args=(child, max_memory),
-                                                    name="monitor-parse", daemon=True)
-        self.process.start()
-        child.close()
+        sock, child = socket.socketpair()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "monitor.parse_worker", str(child.fileno())],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+        except BaseException:
+            sock.close()
+            raise
+        finally:
+            child.close()
+        self.sock = sock
+        hello = pickle.dumps((sys.path, max_memory), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            sock.sendall(struct.pack("!i", len(hello)) + hello)  # before the loop has it
+        except OSError:
+            self.kill()
+            raise
         self.analyser: int | None = None
         """The version of the analyser this worker holds."""
         self.reader: asyncio.StreamReader | None = None
@@ -103,12 +64,11 @@ class _Worker:
         self.stopped = False
 
     async def connect(self) -> None:
-        """The daemon's end of the pipe as asyncio streams: jobs and answers go through
-        the event loop, with no thread hand-off. The worker reads and writes its end as
-        a ``multiprocessing`` connection: the same frames (a 4-byte length, or -1 and an
-        8-byte one, then the pickle)."""
-        sock = socket.socket(fileno=os.dup(self.conn.fileno()))
-        self.reader, self.writer = await asyncio.open_connection(sock=sock)
+        """The daemon's end of the socket as asyncio streams: jobs and answers go
+        through the event loop, with no thread hand-off. The worker reads and writes
+        its end as a ``multiprocessing`` connection: the same frames (a 4-byte length,
+        or -1 and an 8-byte one, then the pickle)."""
+        self.reader, self.writer = await asyncio.open_connection(sock=self.sock)
 
     async def ask(self, job: tuple[Any, ...]) -> tuple[Any, ...]:
         assert self.reader is not None and self.writer is not None
@@ -137,13 +97,11 @@ class _Worker:
         if self.stopped:
             return
         self.stopped = True
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.kill()
-        self.process.join(5)
-        with contextlib.suppress(OSError):
-            self.conn.close()
-        with contextlib.suppress(ValueError):
-            self.process.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+        self.sock.close()  # the stream's transport closes it too: closing twice is fine
 
 
 class ParseWorkers:

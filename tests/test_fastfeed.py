@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from corpus import load_cases
+from feedparser.datetimes import _parse_date
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,6 @@ from monitor.parse import (
     _common_date,
     _date,
     _entry_date,
-    _parse_date,
     _plain,
     _scrub,
     parse_feed,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import multiprocessing
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -163,7 +163,19 @@ def test_the_first_parse_starts_every_worker_and_none_is_left_after() -> None:
     """None before a feed needs parsing (a round of 304s needs none); then all at once,
     since a worker takes a moment to import the parser and the matcher; none after."""
     def running() -> int:
-        return sum(p.name == "monitor-parse" for p in multiprocessing.active_children())
+        """This process's children running ``monitor.parse_worker`` (and not reaped)."""
+        count = 0
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:  # gone meanwhile
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if (int(fields[1]) == os.getpid() and fields[0] != "Z"
+                    and b"monitor.parse_worker" in cmdline):
+                count += 1
+        return count
 
     async def go() -> tuple[int, int]:
         async with ParseWorkers(timeout=5, max_memory_bytes=None, workers=2) as pool:

@@ -264,6 +264,61 @@ def test_the_writer_batches_polls_with_items_and_bounds_a_batch_by_its_items(
     assert {f.url: f.items for f in store.feeds()} == dict(zip(FEEDS, [2, 2, 1], strict=True))
 
 
+def test_polls_that_started_together_are_written_together(engine: Engine) -> None:
+    """Polls arriving one by one while others are on their way (``expect``) wait for
+    them, not ``linger`` (a minute here): a cold round written as it came went out one
+    to four polls a transaction."""
+    store = BatchCountingStore(engine)
+    store_on(engine)
+    writer = PollWriter(store, linger=60)
+    writes = [PollWrite(feed_id, ok(NOW), [item(f"{feed_id}")], [f"{feed_id}"])
+              for feed_id in ids(store).values()]
+
+    async def arrive_one_by_one() -> list[PollCounts]:
+        tickets = [writer.expect() for _ in writes]
+
+        async def one(i: int) -> PollCounts:
+            await asyncio.sleep(0.02 * i)
+            return await writer.write(writes[i], tickets[i])
+
+        async with asyncio.timeout(30):
+            return await asyncio.gather(*(one(i) for i in range(len(writes))))
+
+    assert [r.new_items for r in asyncio.run(arrive_one_by_one())] == [1, 1, 1]
+    assert store.batches == [[1, 1, 1]]
+
+
+def test_a_batch_waits_no_more_for_a_poll_that_gave_up_nor_past_min_batch(
+        engine: Engine) -> None:
+    """A poll that ends without writing (``Ticket.close``) lets the batch go; so does a
+    batch of ``min_batch`` polls, whatever is still on its way."""
+    store = BatchCountingStore(engine)
+    store_on(engine)
+    a, b, c = (ids(store)[url] for url in FEEDS)
+    writer = PollWriter(store, linger=60, min_batch=2)
+
+    async def go() -> None:
+        async with asyncio.timeout(30):
+            gave_up, first = writer.expect(), writer.expect()
+            waiting = asyncio.create_task(
+                writer.write(PollWrite(a, ok(NOW), [item("a1")], ["a1"]), first))
+            await asyncio.sleep(0.1)
+            assert not waiting.done() and store.batches == []
+            gave_up.close()
+            gave_up.close()  # once is enough
+            await waiting
+            assert store.batches == [[1]]
+            tickets = [writer.expect() for _ in range(3)]
+            two = [asyncio.create_task(writer.write(
+                PollWrite(f, ok(NOW), [item(f"{f}-2")], [f"{f}-2"]), t))
+                for f, t in zip((b, c), tickets, strict=False)]
+            await asyncio.gather(*two)  # the third is still expected
+            assert store.batches == [[1], [1, 1]]
+            tickets[2].close()
+
+    asyncio.run(go())
+
+
 def test_a_poll_that_breaks_its_batch_costs_only_itself(engine: Engine) -> None:
     """A bug set off by one poll's data (here a date that is text) fails its batch; the
     polls are then written one by one, so the others are stored and it alone fails."""
