@@ -73,11 +73,12 @@ class _Worker:
     async def ask(self, job: tuple[Any, ...]) -> tuple[Any, ...]:
         assert self.reader is not None and self.writer is not None
         data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        # one write, one send: each send gives up the GIL, and getting it back from the
+        # thread that writes polls can take a switch interval (5 ms)
         if len(data) > 0x7FFFFFFF:
-            self.writer.write(struct.pack("!iQ", -1, len(data)))
+            self.writer.write(struct.pack("!iQ", -1, len(data)) + data)
         else:
-            self.writer.write(struct.pack("!i", len(data)))
-        self.writer.write(data)
+            self.writer.write(struct.pack("!i", len(data)) + data)
         await self.writer.drain()
         (size,) = struct.unpack("!i", await self.reader.readexactly(4))
         if size == -1:

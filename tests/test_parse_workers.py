@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from servers import FeedServer, rss
 
-from monitor.analyse import Analysed, Analyser
+from monitor.analyse import Analysed, Analyser, NewItem, NewMatch
 from monitor.errors import FeedError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, WatchlistSpec, compile_watchlist
@@ -217,3 +218,17 @@ def test_a_worker_whose_new_analyser_failed_to_load_is_sent_the_next_one_whole()
     assert "needed more memory" in error
     (item,) = again.items
     assert [m.watchlist for m in item.matches] == ["libya"]
+
+
+def test_a_new_item_comes_back_from_a_worker_equal_to_itself() -> None:
+    """``NewItem`` is pickled as its values (``__reduce__``): every field comes back,
+    matches and date included, and the copy is a ``NewItem`` like any other."""
+    match = NewMatch("libya", [{"index": 0, "rule": "Tripoli", "terms": []}], "snippet",
+                     [[0, 7]], ("desk",))
+    item = NewItem("key", "guid", "https://x/1", "Tripoli", "summary", "content", "author",
+                   NOW, (match,), title_key="tk", simhash="00ff00ff00ff00ff")
+    copy = pickle.loads(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+    assert copy == item and type(copy) is NewItem
+    assert copy.__dict__ == item.__dict__
+    with pytest.raises(AttributeError):  # still frozen
+        copy.title = "x"  # type: ignore[misc]
