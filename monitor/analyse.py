@@ -60,6 +60,8 @@ _ITEM_FIELDS = tuple(f.name for f in fields(NewItem))
 
 
 def _new_item(*values: Any) -> NewItem:
+    """``NewItem(*values)`` without the frozen ``__init__``'s call per field: a feed's
+    items are made in a worker, and again in the daemon from the worker's answer."""
     item: NewItem = object.__new__(NewItem)
     item.__dict__.update(zip(_ITEM_FIELDS, values, strict=True))
     return item
@@ -155,11 +157,8 @@ class Analyser:
         for key, e in keyed.items():
             matches = match_entry(e, title, self.matcher, self.routes, self.min_rules)
             story = story_keys(e.title, e.content or e.summary) if matches else None
-            items.append(NewItem(
-                key=key, guid=e.guid, link=e.link, title=e.title, summary=e.summary,
-                content=e.content, author=e.author, published_at=e.published,
-                matches=matches, title_key=story.title_key if story else None,
-                simhash=story.simhash if story else None,
-            ))
+            items.append(_new_item(  # NewItem's fields, in order
+                key, e.guid, e.link, e.title, e.summary, e.content, e.author, e.published,
+                matches, story.title_key if story else None, story.simhash if story else None))
         return Analysed(replace(parsed, entries=()), items, list(keyed),
                         [e.published for e in parsed.entries if e.published])
