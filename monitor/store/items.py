@@ -140,7 +140,7 @@ class BatchItems:
         if served:
             conn.execute(_SERVED, served)
         rows: list[tuple[Any, ...]] = []
-        fresh: list[tuple[PollWrite, PollCounts, NewItem]] = []
+        matching: list[tuple[PollWrite, PollCounts, NewItem]] = []  # most new items match nothing
         time = _bind(conn, _ITEMS.c.fetched_at)
         for w, counts in polls:
             have = known.setdefault(w.feed_id, set())
@@ -149,7 +149,8 @@ class BatchItems:
                 if new.key in have:  # stored before, or earlier in this poll
                     continue
                 have.add(new.key)
-                fresh.append((w, counts, new))
+                if new.matches:
+                    matching.append((w, counts, new))
                 counts.new_items += 1
                 rows.append((w.feed_id, new.key, new.guid, new.link, new.title, new.summary,
                              new.content, new.author, time(new.published_at), at, at,
@@ -158,8 +159,7 @@ class BatchItems:
             return
         ids = {(feed_id, key): item_id for item_id, feed_id, key
                in _insert(conn, _ITEMS, _COLUMNS, rows, ("id", "feed_id", "key"))}
-        matched = [(w, counts, new, ids[w.feed_id, new.key])
-                   for w, counts, new in fresh if new.matches]
+        matched = [(w, counts, new, ids[w.feed_id, new.key]) for w, counts, new in matching]
         if matched:
             self._write_matches(matched)
 
