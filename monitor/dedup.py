@@ -159,27 +159,29 @@ about 15 scans (2.5 against 0.16 µs a candidate)."""
 class StoryIndex:
     """Story candidates as ``find`` reads them: by title key, and by the bands of their
     SimHashes. A cold cycle compares every new matched item with every matched item
-    before it; the bands leave a few candidates to compare, not all of them.
+    before it; the bands leave about a fifth of the candidates to compare, not all.
 
     Two SimHashes within ``d`` bits of each other are equal in at least one of ``d + 1``
     bands of their 64 bits (the pigeonhole principle): ``find`` compares only the
-    candidates that share a band with the item. The bands of each ``max_distance`` it
+    candidates that share a band with the item (at 10 bits, eleven bands of 5 or 6 bits:
+    two random SimHashes share one with a chance of 0.2). The bands of each ``max_distance`` it
     is asked for are built once ``find`` has scanned every candidate ``scans`` times
     (a build costs about as much: a batch with few matched items only scans), then
     kept up to date by ``add``."""
 
     def __init__(self, candidates: Iterable[StoryCandidate] = (), *, scans: int = _SCANS
                  ) -> None:
-        self._all: list[StoryCandidate] = []
-        self._bits: list[int] = []
+        self._all = list(candidates)
+        self._bits = [-1 if c.bits is None else c.bits for c in self._all]
         """Per candidate, its SimHash; -1 (no SimHash) is never near one."""
         self._titles: dict[str, list[int]] = {}
+        for i, c in enumerate(self._all):
+            if c.title_key is not None:
+                self._titles.setdefault(c.title_key, []).append(i)
         self._banded: dict[int, _Bands] = {}
         """Per ``max_distance``, the candidates with a SimHash by band."""
         self._scans = scans
         """Finds left that scan every candidate before bands are built."""
-        for c in candidates:
-            self.add(c)
 
     def add(self, c: StoryCandidate) -> None:
         i = len(self._all)
