@@ -2,17 +2,19 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, event, inspect, text
+from hypothesis import example, given
+from hypothesis import strategies as st
+from sqlalchemy import Engine, create_engine, event, inspect, text
 
 from monitor.errors import StoreError
 from monitor.store import FetchState, NewItem, NewMatch, Store, create, migrate, schema_status
-from monitor.store.models import Base
+from monitor.store.models import Base, Item, sqlite_text
 
 NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
 
@@ -273,3 +275,33 @@ def test_stories_join_across_polls_and_feeds_within_the_window(store: Store) -> 
     store.record_poll(a.id, later, [dataclasses.replace(item("a2", "email"), **same)])
     third = max(store.alerts(["pending", "merged"]), key=lambda x: x.id)
     assert third.status == "pending" and third.story_id not in (first.story_id, None)
+
+
+_SQLITE = create_engine("sqlite://")
+_PROCESSORS = Item.__table__.c.published_at.type.dialect_impl(_SQLITE.dialect).bind_processor(
+    _SQLITE.dialect)
+
+
+def _outcome(process: object, value: datetime | None) -> object:
+    """What ``process`` returns for ``value``, or the type of what it raises."""
+    assert callable(process)
+    try:
+        return process(value)
+    except Exception as exc:  # the error is the outcome compared
+        return type(exc)
+
+
+@given(st.one_of(
+    st.none(),
+    st.datetimes(),  # naive: refused alike
+    st.datetimes(timezones=st.builds(timezone, st.timedeltas(-timedelta(hours=23, minutes=59),
+                                                              timedelta(hours=23, minutes=59)))),
+    st.datetimes(timezones=st.timezones()),  # zoneinfo: folds, gaps
+    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=0))))
+@example(datetime(1, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=1))))  # overflows alike
+@example(datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC))  # a year of three digits
+@example(datetime(2026, 1, 19, 12, 0, 0, 1, tzinfo=timezone(-timedelta(hours=5))))
+def test_sqlite_text_is_what_sqlalchemys_processors_make(value: datetime | None) -> None:
+    """``sqlite_text`` (``BatchItems``' bind of a datetime on SQLite) against
+    ``UTCDateTime``'s processor and then SQLite's DATETIME's, as SQLAlchemy chains them."""
+    assert _outcome(sqlite_text, value) == _outcome(_PROCESSORS, value)

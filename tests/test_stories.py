@@ -124,35 +124,72 @@ def test_three_feeds_carrying_one_story_give_one_alert_listing_three_sources(
     assert "0 new items" in again.out and (workspace.root / "alerts.log").read_text() == log
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.sampled_from([None, "a", "b"]),
-                          st.integers(0, 72), st.booleans(), st.integers(1, 50)),
+                          st.integers(0, 72), st.integers(0, 13),
+                          st.permutations(range(64)), st.booleans(), st.integers(1, 50)),
                 max_size=30),
-       st.integers(0, 2**64 - 1), st.sampled_from([None, "a", "c"]), st.booleans())
+       st.lists(st.tuples(st.integers(0, 2**64 - 1), st.sampled_from([None, "a", "c"]),
+                          st.booleans()),
+                min_size=1, max_size=40),
+       st.integers(0, 30),
+       st.sampled_from([MAX_DISTANCE, MAX_DISTANCE, 0, 1, 2, 5, 9, 11, 12, 31, 63, 64, -1]),
+       st.sampled_from([0, 1, 16]))
 def test_the_story_index_finds_what_a_scan_of_every_candidate_finds(
-        rows: list[tuple[int, str | None, int, bool, int]], bits: int, title: str | None,
-        hashed: bool) -> None:
-    """``StoryIndex.find`` (a list of numbers, a dict of titles) against the plain scan
-    of every candidate it replaced; near SimHashes are made likely by flipping few bits."""
+        rows: list[tuple[int, str | None, int, int, list[int], bool, int]],
+        queries: list[tuple[int, str | None, bool]], given_first: int,
+        max_distance: int, scans: int) -> None:
+    """``StoryIndex.find`` (a dict of titles, SimHash bands built after ``scans`` finds)
+    against the plain scan of every candidate, as ``BatchItems`` calls it: a find, then
+    an add. A near candidate is a query's SimHash with 0 to 13 random bits flipped,
+    around the threshold; the rest are random."""
     window = timedelta(hours=48)
     candidates = []
-    for n, (noise, key, hours, near, story) in enumerate(rows):
-        flipped = bits ^ (noise & 0x10204081) if near else noise  # at most 4 bits off
+    for n, (noise, key, hours, flipped, order, near, story) in enumerate(rows):
+        flips = sum(1 << b for b in order[:flipped])  # flipped bits, at random places
+        bits = queries[noise % len(queries)][0] ^ flips if near else noise
         candidates.append(StoryCandidate(n + 1, story if n % 3 else None, 7,
                                          NOW - timedelta(hours=hours), key,
-                                         None if n % 5 == 4 else f"{flipped:016x}"))
-    keys = StoryKeys(title, f"{bits:016x}" if hashed else None)
+                                         None if n % 7 == 6 else f"{bits:016x}"))
 
-    def scan() -> int | None:
+    def scan(known: list[StoryCandidate], keys: StoryKeys) -> int | None:
         best: tuple[datetime, int] | None = None
-        for c in candidates:
-            same = (title is not None and title == c.title_key) or (
-                hashed and c.simhash is not None
-                and hamming(f"{bits:016x}", c.simhash) <= MAX_DISTANCE)
+        for c in known:
+            same = (keys.title_key is not None and keys.title_key == c.title_key) or (
+                keys.simhash is not None and c.simhash is not None
+                and hamming(keys.simhash, c.simhash) <= max_distance)
             if c.fetched_at >= NOW - window and same:
                 story = c.story_id if c.story_id is not None else c.item_id
                 best = min(best or (c.fetched_at, story), (c.fetched_at, story))
         return None if best is None else best[1]
 
-    index = StoryIndex(candidates)
-    assert index.find(keys, now=NOW, window=window) == scan()
+    known = candidates[:given_first]
+    index = StoryIndex(known, scans=scans)
+    for n, (bits, title, hashed) in enumerate(queries):
+        keys = StoryKeys(title, f"{bits:016x}" if hashed else None)
+        assert index.find(keys, now=NOW, window=window, max_distance=max_distance) == scan(
+            known, keys), n
+        if given_first + n < len(candidates):
+            index.add(candidates[given_first + n])
+            known = candidates[: given_first + n + 1]
+
+
+def test_the_story_index_finds_every_simhash_within_the_distance() -> None:
+    """Bits flipped at every start and stride (one in each of a run of bands, whatever
+    their widths), as many as the distance allows and one more: the SimHash bands find
+    exactly what the scan finds."""
+    window = timedelta(hours=48)
+    base = 0x9E3779B97F4A7C15
+    for max_distance in range(13):
+        for flipped in (max_distance, max_distance + 1):
+            for stride in range(1, 14):
+                for start in range(64):
+                    bits = base
+                    for b in range(flipped):
+                        bits ^= 1 << (start + b * stride) % 64
+                    index = StoryIndex([StoryCandidate(1, 1, 7, NOW, None, f"{bits:016x}")],
+                                       scans=0)
+                    found = index.find(StoryKeys(None, f"{base:016x}"), now=NOW, window=window,
+                                       max_distance=max_distance)
+                    near = hamming(f"{bits:016x}", f"{base:016x}") <= max_distance
+                    assert found == (1 if near else None), (max_distance, stride, start)
