@@ -40,8 +40,9 @@ def main(argv: list[str]) -> None:
 
 def serve(conn: Connection) -> None:
     """Parse each body sent, and analyse the entries when the job carries an analyser
-    version; answer ("ok", ParsedFeed or Analysed) or ("error", text, traceback or
-    None). An analyser comes pickled, once per version: the worker keeps the last one."""
+    version; answer ("ok", ParsedFeed or Analysed), ("error", text, traceback or None),
+    or ("resend",) when it holds no analyser of the job's version. An analyser comes
+    pickled, once per version: the worker keeps the last one."""
     from .errors import FeedError
     from .parse import parse_feed
 
@@ -55,6 +56,12 @@ def serve(conn: Connection) -> None:
         answer: tuple[Any, ...]
         stage = "parsing the feed"
         try:
+            if (version is not None and payload is None
+                    and (analyser is None or analyser.version != version)):
+                answer = ("resend",)  # a newer analyser failed to load: the daemon resends
+                del body, job, payload
+                conn.send(answer)
+                continue
             parsed = parse_feed(body, headers, url, max_entries=max_entries)
             if version is None:
                 answer = ("ok", parsed)
@@ -63,7 +70,7 @@ def serve(conn: Connection) -> None:
                 if payload is not None:
                     analyser = None  # the old one's memory first
                     analyser = pickle.loads(payload)
-                if analyser is None or analyser.version != version:  # the daemon resends
+                if analyser is None or analyser.version != version:  # checked above
                     raise RuntimeError(f"the worker holds no analyser of version {version}")
                 answer = ("ok", analyser.analyse(parsed, feed_title))
         except FeedError as exc:

@@ -18,6 +18,7 @@ once per version, not per job.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -26,7 +27,7 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -37,6 +38,28 @@ from .parse import MAX_ENTRIES, ParsedFeed
 __all__ = ["ParseWorkers"]
 
 log = logging.getLogger(__name__)
+
+_DEPTH = 2
+"""Jobs sent to a worker at once: the next is there when it answers one, so it does not
+wait for the daemon's event loop (which may be waiting for the GIL) between jobs."""
+
+
+_ATTEMPTS = 3
+"""Workers a job is given to, at most, when those before were stopped before it began
+(on another feed's deadline) or had lost the analyser."""
+
+
+class _Stopped(Exception):
+    """The worker was stopped on this job: past its deadline, or dead."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+class _Requeue(Exception):
+    """The worker was stopped before it began this job: another worker takes it."""
+
 
 class _Worker:
     def __init__(self, max_memory: int | None) -> None:
@@ -58,10 +81,14 @@ class _Worker:
             self.kill()
             raise
         self.analyser: int | None = None
-        """The version of the analyser this worker holds."""
+        """The version of the analyser this worker holds once it has done the jobs sent."""
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.stopped = False
+        self.pending: collections.deque[asyncio.Future[tuple[Any, ...]]] = collections.deque()
+        """The answers awaited, in the order the jobs were sent (the worker's order)."""
+        self.failed = False
+        self._reading: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         """The daemon's end of the socket as asyncio streams: jobs and answers go
@@ -70,8 +97,14 @@ class _Worker:
         or -1 and an 8-byte one, then the pickle)."""
         self.reader, self.writer = await asyncio.open_connection(sock=self.sock)
 
-    async def ask(self, job: tuple[Any, ...]) -> tuple[Any, ...]:
-        assert self.reader is not None and self.writer is not None
+    def send(self, job: tuple[Any, ...], timeout: float,
+             on_failure: Callable[[_Worker], Awaitable[None]]) -> asyncio.Future[tuple[Any, ...]]:
+        """Queue ``job`` to the worker; the future of its answer. An answer must come
+        within ``timeout`` of the worker starting the job (once it answered the one
+        before): past it, or if the worker dies, the job at the head fails with
+        ``_Stopped``, the ones queued behind it with ``_Requeue``, and ``on_failure``
+        stops the worker."""
+        assert self.writer is not None and not self.failed
         data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
         # one write, one send: each send gives up the GIL, and getting it back from the
         # thread that writes polls can take a switch interval (5 ms)
@@ -79,12 +112,46 @@ class _Worker:
             self.writer.write(struct.pack("!iQ", -1, len(data)) + data)
         else:
             self.writer.write(struct.pack("!i", len(data)) + data)
-        await self.writer.drain()
-        (size,) = struct.unpack("!i", await self.reader.readexactly(4))
-        if size == -1:
-            (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
-        answer: tuple[Any, ...] = pickle.loads(await self.reader.readexactly(size))
+        answer: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+        self.pending.append(answer)
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._read(timeout, on_failure),
+                                                name="read a parse worker's answers")
         return answer
+
+    async def _read(self, timeout: float,
+                    on_failure: Callable[[_Worker], Awaitable[None]]) -> None:
+        assert self.reader is not None
+        try:
+            while self.pending:
+                async with asyncio.timeout(timeout):  # the head job is the one it is on
+                    (size,) = struct.unpack("!i", await self.reader.readexactly(4))
+                    if size == -1:
+                        (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
+                    data = await self.reader.readexactly(size)
+                answer = self.pending.popleft()
+                if answer.done():  # its poll was cancelled meanwhile
+                    continue
+                try:
+                    answer.set_result(pickle.loads(data))
+                except Exception as exc:  # a bug (or memory): this answer's, not the stream's
+                    answer.set_exception(FeedError(
+                        f"internal error: the parser's answer could not be read "
+                        f"({type(exc).__name__})"))
+        except asyncio.CancelledError:
+            for answer in self.pending:
+                answer.cancel()
+            raise
+        except (TimeoutError, EOFError, OSError) as exc:  # IncompleteReadError: an EOFError
+            self.failed = True
+            head, *queued = self.pending
+            self.pending.clear()
+            for answer, error in ((head, _Stopped(exc)), *((q, _Requeue()) for q in queued)):
+                if not answer.done():
+                    answer.set_exception(error)
+            await on_failure(self)
+        finally:
+            self._reading = None
 
     def close_stream(self) -> None:
         """On the event loop's thread: the stream's transport is the loop's."""
@@ -107,17 +174,23 @@ class _Worker:
 
 class ParseWorkers:
     """Up to ``workers`` parses at once, each in its own process, each cut off after
-    ``timeout`` seconds. Use as an async context; ``parse`` raises ``FeedError``."""
+    ``timeout`` seconds. Use as an async context; ``parse`` raises ``FeedError``.
+
+    Each worker is sent up to ``_DEPTH`` jobs at once, the least busy worker first: a job
+    waits behind another only when every worker is busy. Its deadline starts when the
+    worker gets to it; if the worker is stopped before, another worker takes it."""
 
     def __init__(self, *, timeout: float, max_memory_bytes: int | None, workers: int,
                  max_entries: int = MAX_ENTRIES) -> None:
         self.timeout = timeout
         self.max_entries = max_entries
         self.max_memory = max_memory_bytes
-        self._idle: list[_Worker] = []
-        self._slots = asyncio.Semaphore(workers)
+        self._slots = asyncio.Semaphore(workers * _DEPTH)
         self._all: set[_Worker] = set()
-        self._starting: list[asyncio.Task[_Worker]] = []
+        """Every process started and not yet stopped."""
+        self._ready: list[_Worker] = []
+        """The workers that take jobs: connected, not failed."""
+        self._starting: set[asyncio.Task[_Worker]] = set()
         self._closed = False
         self.workers = workers
         self.killed = 0
@@ -128,10 +201,10 @@ class ParseWorkers:
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        for task in self._starting:
+        starting = list(self._starting)
+        for task in starting:
             task.cancel()
-        await asyncio.gather(*self._starting, return_exceptions=True)
-        self._starting.clear()
+        await asyncio.gather(*starting, return_exceptions=True)
         self.close()
 
     def close(self) -> None:
@@ -140,7 +213,7 @@ class ParseWorkers:
             worker.close_stream()
             worker.kill()
         self._all.clear()
-        self._idle.clear()
+        self._ready.clear()
 
     async def parse(self, body: bytes, headers: Mapping[str, str],
                     url: str | None = None) -> ParsedFeed:
@@ -159,50 +232,60 @@ class ParseWorkers:
 
     async def _run(self, body: bytes, headers: Mapping[str, str], url: str | None,
                    analyser: Analyser | None, feed_title: str | None) -> ParsedFeed | Analysed:
-        async with self._slots:
-            worker = self._idle.pop() if self._idle else await self._next()
-            healthy = False
-            version = analyser.version if analyser is not None else None
-            payload = (analyser.pickled()
-                       if analyser is not None and worker.analyser != version else None)
-            if payload is not None:  # until it answers ok, the worker may hold neither
-                worker.analyser = None
-            try:
-                answer = await self._ask(worker, (body, dict(headers), url, self.max_entries,
-                                                  feed_title, version, payload))
-                healthy = True
-            finally:
-                if healthy:
-                    if payload is not None and answer[0] == "ok":
-                        worker.analyser = version
-                    self._idle.append(worker)
-                else:
-                    self._all.discard(worker)
-                    worker.close_stream()
-                    await asyncio.to_thread(worker.kill)
-        if answer[0] == "ok":
-            value: ParsedFeed | Analysed = answer[1]
-            return value
-        _, text, trace = answer
-        if trace:
-            log.error("%s: %s\n%s", url, text, trace.rstrip())
-        raise FeedError(str(text))
+        version = analyser.version if analyser is not None else None
+        for _ in range(_ATTEMPTS):
+            async with self._slots:
+                worker = await self._pick()
+                payload = (analyser.pickled()
+                           if analyser is not None and worker.analyser != version else None)
+                if payload is not None:  # the jobs sent after this one need not carry it
+                    worker.analyser = version
+                job = (body, dict(headers), url, self.max_entries, feed_title, version, payload)
+                try:
+                    answer = await worker.send(job, self.timeout, self._failed)
+                except _Requeue:
+                    continue
+                except _Stopped as exc:
+                    if isinstance(exc.cause, TimeoutError):
+                        raise FeedError(f"refused: parsing took longer than {self.timeout:g}s "
+                                        "([parse] timeout); the parser was stopped") from None
+                    raise FeedError("the parser process died while parsing the feed "
+                                    f"({type(exc.cause).__name__}); see the log") from exc.cause
+            if answer[0] == "resend":  # it lost the analyser (a newer one failed to load)
+                if worker.analyser == version:
+                    worker.analyser = None
+                continue
+            if payload is not None and answer[0] != "ok" and worker.analyser == version:
+                worker.analyser = None  # it may not have loaded it: the next job carries it
+            if answer[0] == "ok":
+                value: ParsedFeed | Analysed = answer[1]
+                return value
+            _, text, trace = answer
+            if trace:
+                log.error("%s: %s\n%s", url, text, trace.rstrip())
+            raise FeedError(str(text))
+        raise FeedError("not parsed: the parse workers it was given to were stopped "
+                        f"{_ATTEMPTS} times on other feeds; it is tried again at its next poll")
 
-    async def _next(self) -> _Worker:
-        """A worker for a job when none is idle. The first job starts every missing
-        worker at once, in the background: a process takes a moment to import the parser
-        and the matcher, and the next feeds would each wait for one. None is started
-        before a feed needs parsing (a round of 304s needs none)."""
-        if not self._starting:
-            self._starting = [asyncio.create_task(self._start(), name="start a parse worker")
-                              for _ in range(max(1, self.workers - len(self._all)))]
-        while self._starting:
-            task = self._starting.pop()
-            try:
-                return await task
-            except Exception:  # it could not start: try again below, and fail there
-                log.exception("a parse worker did not start")
-        return await self._start()
+    async def _pick(self) -> _Worker:
+        """The ready worker with the fewest jobs, below ``_DEPTH``. The first job starts
+        every missing worker at once: a process takes a moment to import the parser and
+        the matcher, and the next feeds would each wait for one. None is started before
+        a feed needs parsing (a round of 304s needs none)."""
+        while True:
+            room = [w for w in self._ready if len(w.pending) < _DEPTH]
+            if room:
+                return min(room, key=lambda w: len(w.pending))
+            for _ in range(self.workers - len(self._ready) - len(self._starting)):
+                task = asyncio.create_task(self._start(), name="start a parse worker")
+                self._starting.add(task)
+                task.add_done_callback(self._starting.discard)
+            if not self._starting:  # the slots make this impossible; never spin
+                raise FeedError("internal error: no parse worker has room")
+            done, _ = await asyncio.wait(set(self._starting),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if any(t.cancelled() or t.exception() is not None for t in done):
+                raise FeedError("a parse worker did not start; see the log")
 
     async def _start(self) -> _Worker:
         def make() -> _Worker:
@@ -214,7 +297,11 @@ class ParseWorkers:
                 raise FeedError("the parse workers are closed")
             return worker
 
-        worker = await asyncio.to_thread(make)
+        try:
+            worker = await asyncio.to_thread(make)
+        except Exception:
+            log.exception("a parse worker did not start")
+            raise
         try:
             await worker.connect()
         except BaseException:
@@ -222,20 +309,19 @@ class ParseWorkers:
             worker.close_stream()
             await asyncio.to_thread(worker.kill)
             raise
+        self._ready.append(worker)
         return worker
 
-    async def _ask(self, worker: _Worker, job: tuple[Any, ...]) -> tuple[Any, ...]:
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await worker.ask(job)
-        except TimeoutError:
-            self.killed += 1
-            raise FeedError(f"refused: parsing took longer than {self.timeout:g}s "
-                            "([parse] timeout); the parser was stopped") from None
-        except (EOFError, OSError) as exc:  # asyncio.IncompleteReadError is an EOFError
-            self.killed += 1
-            raise FeedError("the parser process died while parsing the feed "
-                            f"({type(exc).__name__}); see the log") from exc
+    async def _failed(self, worker: _Worker) -> None:
+        """A worker past a job's deadline, or dead: stopped, and no longer given jobs."""
+        if worker in self._ready:
+            self._ready.remove(worker)
+        if worker.stopped or self._closed:  # stopped on purpose: ``close``
+            return
+        self.killed += 1
+        self._all.discard(worker)
+        worker.close_stream()
+        await asyncio.to_thread(worker.kill)
 
 
 def default_workers() -> int:

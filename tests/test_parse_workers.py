@@ -232,3 +232,51 @@ def test_a_new_item_comes_back_from_a_worker_equal_to_itself() -> None:
     assert copy.__dict__ == item.__dict__
     with pytest.raises(AttributeError):  # still frozen
         copy.title = "x"  # type: ignore[misc]
+
+
+def test_a_feed_queued_behind_one_past_its_deadline_is_parsed_by_a_new_worker() -> None:
+    """A worker is sent its next job before it answers the one it is on; when it is
+    stopped on the first, the second (which it never began) goes to a new worker, and
+    its own deadline started only when a worker got to it."""
+    async def go() -> tuple[int, str, int, int]:
+        async with ParseWorkers(timeout=1.5, max_memory_bytes=None, workers=1) as pool:
+            slow = asyncio.create_task(pool.parse(SLOW_AUTHOR, {}, "http://x/slow"))
+            queued = asyncio.create_task(
+                pool.parse(rss({"title": "Tripoli", "guid": "1"}).encode(), {}, "http://x/"))
+            for _ in range(100):  # bounded: 5 s
+                if pool._ready and len(pool._ready[0].pending) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            in_flight = len(pool._ready[0].pending) if pool._ready else 0
+            with pytest.raises(FeedError) as stopped:
+                await slow
+            return in_flight, str(stopped.value), len((await queued).entries), pool.killed
+
+    in_flight, error, entries, killed = asyncio.run(go(), debug=True)
+    assert in_flight == 2
+    assert "parsing took longer than 1.5s" in error
+    assert (entries, killed) == (1, 1)
+
+
+def test_a_job_sent_while_the_worker_failed_to_take_a_new_analyser_is_sent_it_whole(
+        ) -> None:
+    """Jobs go out before the one carrying a new analyser is answered: when that one
+    fails before the worker loads it (here the feed is not a feed), the next, sent
+    without it, is answered "resend" and goes again with it."""
+    tripoli = Analyser.of([compile_watchlist(WatchlistSpec("libya", ("Tripoli",)))], {})
+    haftar = Analyser.of([compile_watchlist(WatchlistSpec("haftar", ("Haftar",)))], {})
+    body = rss({"title": "Haftar near Tripoli", "guid": "1"}).encode()
+
+    async def go() -> tuple[list[str], BaseException | Analysed, Analysed]:
+        async with ParseWorkers(timeout=10, max_memory_bytes=None, workers=1) as pool:
+            first = await pool.analyse(body, {}, "http://x/", tripoli, None)
+            broken, after = await asyncio.gather(
+                pool.analyse(b"<html>not a feed</html>", {}, "http://x/b", haftar, None),
+                pool.analyse(body, {}, "http://x/", haftar, None), return_exceptions=True)
+            assert isinstance(after, Analysed)
+            return [m.watchlist for m in first.items[0].matches], broken, after
+
+    first, broken, after = asyncio.run(go())
+    assert first == ["libya"]
+    assert isinstance(broken, FeedError)
+    assert [m.watchlist for m in after.items[0].matches] == ["haftar"]
