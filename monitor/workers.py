@@ -97,13 +97,13 @@ class _Worker:
         or -1 and an 8-byte one, then the pickle)."""
         self.reader, self.writer = await asyncio.open_connection(sock=self.sock)
 
-    def send(self, job: tuple[Any, ...], timeout: float,
+    def send(self, job: tuple[Any, ...], timeout: float, answered: asyncio.Event,
              on_failure: Callable[[_Worker], Awaitable[None]]) -> asyncio.Future[tuple[Any, ...]]:
         """Queue ``job`` to the worker; the future of its answer. An answer must come
         within ``timeout`` of the worker starting the job (once it answered the one
         before): past it, or if the worker dies, the job at the head fails with
         ``_Stopped``, the ones queued behind it with ``_Requeue``, and ``on_failure``
-        stops the worker."""
+        stops the worker. ``answered`` is set whenever a job leaves the worker."""
         assert self.writer is not None and not self.failed
         data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
         # one write, one send: each send gives up the GIL, and getting it back from the
@@ -115,11 +115,11 @@ class _Worker:
         answer: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
         self.pending.append(answer)
         if self._reading is None:
-            self._reading = asyncio.create_task(self._read(timeout, on_failure),
+            self._reading = asyncio.create_task(self._read(timeout, answered, on_failure),
                                                 name="read a parse worker's answers")
         return answer
 
-    async def _read(self, timeout: float,
+    async def _read(self, timeout: float, answered: asyncio.Event,
                     on_failure: Callable[[_Worker], Awaitable[None]]) -> None:
         assert self.reader is not None
         try:
@@ -130,6 +130,7 @@ class _Worker:
                         (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
                     data = await self.reader.readexactly(size)
                 answer = self.pending.popleft()
+                answered.set()
                 if answer.done():  # its poll was cancelled meanwhile
                     continue
                 try:
@@ -146,6 +147,7 @@ class _Worker:
             self.failed = True
             head, *queued = self.pending
             self.pending.clear()
+            answered.set()
             for answer, error in ((head, _Stopped(exc)), *((q, _Requeue()) for q in queued)):
                 if not answer.done():
                     answer.set_exception(error)
@@ -159,9 +161,14 @@ class _Worker:
             self.writer.close()
             self.writer = None
 
+    def stop(self) -> None:
+        """SIGKILL the process, without waiting for it (``kill`` reaps it)."""
+        if self.process.poll() is None:
+            self.process.kill()
+
     def kill(self) -> None:
-        """Stop the process (from any thread; ``close_stream`` first, on the loop's).
-        Once is enough; a second call does nothing."""
+        """Stop the process and reap it (from any thread; ``close_stream`` first, on the
+        loop's). Once is enough; a second call does nothing."""
         if self.stopped:
             return
         self.stopped = True
@@ -191,6 +198,8 @@ class ParseWorkers:
         self._ready: list[_Worker] = []
         """The workers that take jobs: connected, not failed."""
         self._starting: set[asyncio.Task[_Worker]] = set()
+        self._answered = asyncio.Event()
+        """Set when a worker answers a job or is stopped: it has room again."""
         self._closed = False
         self.workers = workers
         self.killed = 0
@@ -242,7 +251,7 @@ class ParseWorkers:
                     worker.analyser = version
                 job = (body, dict(headers), url, self.max_entries, feed_title, version, payload)
                 try:
-                    answer = await worker.send(job, self.timeout, self._failed)
+                    answer = await worker.send(job, self.timeout, self._answered, self._failed)
                 except _Requeue:
                     continue
                 except _Stopped as exc:
@@ -268,20 +277,24 @@ class ParseWorkers:
                         f"{_ATTEMPTS} times on other feeds; it is tried again at its next poll")
 
     async def _pick(self) -> _Worker:
-        """The ready worker with the fewest jobs, below ``_DEPTH``. The first job starts
-        every missing worker at once: a process takes a moment to import the parser and
+        """An idle worker; else, once every worker is up, the one with the fewest jobs
+        (below ``_DEPTH``), not one still starting. The first job starts every missing
+        worker at once: a process takes a moment to import the parser and
         the matcher, and the next feeds would each wait for one. None is started before
         a feed needs parsing (a round of 304s needs none)."""
         while True:
             room = [w for w in self._ready if len(w.pending) < _DEPTH]
-            if room:
-                return min(room, key=lambda w: len(w.pending))
+            idle = [w for w in room if not w.pending]
+            if idle or (room and not self._starting and len(self._ready) >= self.workers):
+                return (idle or room)[0] if idle else min(room, key=lambda w: len(w.pending))
             for _ in range(self.workers - len(self._ready) - len(self._starting)):
                 task = asyncio.create_task(self._start(), name="start a parse worker")
                 self._starting.add(task)
                 task.add_done_callback(self._starting.discard)
-            if not self._starting:  # the slots make this impossible; never spin
-                raise FeedError("internal error: no parse worker has room")
+            if not self._starting:  # all up and full: jobs of cancelled polls fill them
+                self._answered.clear()
+                await self._answered.wait()
+                continue
             done, _ = await asyncio.wait(set(self._starting),
                                          return_when=asyncio.FIRST_COMPLETED)
             if any(t.cancelled() or t.exception() is not None for t in done):
@@ -305,9 +318,10 @@ class ParseWorkers:
         try:
             await worker.connect()
         except BaseException:
-            self._all.discard(worker)
             worker.close_stream()
+            worker.stop()
             await asyncio.to_thread(worker.kill)
+            self._all.discard(worker)
             raise
         self._ready.append(worker)
         return worker
@@ -319,9 +333,10 @@ class ParseWorkers:
         if worker.stopped or self._closed:  # stopped on purpose: ``close``
             return
         self.killed += 1
-        self._all.discard(worker)
         worker.close_stream()
+        worker.stop()  # now: were the reaping below cancelled, the process still ends
         await asyncio.to_thread(worker.kill)
+        self._all.discard(worker)
 
 
 def default_workers() -> int:

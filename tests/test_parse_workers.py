@@ -30,6 +30,22 @@ SLOW_AUTHOR = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</titl
                b"<title>x</title><author>" + b"a" * 400_000 + b"</author></item></channel></rss>")
 
 
+def running() -> int:
+    """This process's children running ``monitor.parse_worker`` (and not reaped)."""
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if (int(fields[1]) == os.getpid() and fields[0] != "Z"
+                and b"monitor.parse_worker" in cmdline):
+            count += 1
+    return count
+
+
 def test_a_parse_past_its_deadline_is_killed_and_the_next_one_works() -> None:
     async def go() -> tuple[str, int, int]:
         async with ParseWorkers(timeout=1.5, max_memory_bytes=None, workers=1) as pool:
@@ -41,6 +57,7 @@ def test_a_parse_past_its_deadline_is_killed_and_the_next_one_works() -> None:
     error, entries, killed = asyncio.run(go(), debug=True)
     assert "parsing took longer than 1.5s" in error
     assert (entries, killed) == (1, 1)
+    assert running() == 0  # the one stopped too, though the run ended right after
 
 
 def test_other_parses_go_on_while_one_is_stuck() -> None:
@@ -91,6 +108,7 @@ def test_other_feeds_are_polled_while_one_feed_is_stuck_in_its_parse(
             assert not slow.done(), "the good feeds waited for the stuck one"
             return done, await slow
     done, slow = asyncio.run(go())
+    assert running() == 0
     assert [r.ok for r in done] == [True] * 3
     assert not slow.ok and slow.error is not None and "parsing took longer" in slow.error
     assert {f.url: f.last_error for f in store.feeds()}[slow_url] == slow.error
@@ -163,20 +181,6 @@ def test_a_bug_in_matching_in_the_worker_costs_that_feed_and_is_logged(
 def test_the_first_parse_starts_every_worker_and_none_is_left_after() -> None:
     """None before a feed needs parsing (a round of 304s needs none); then all at once,
     since a worker takes a moment to import the parser and the matcher; none after."""
-    def running() -> int:
-        """This process's children running ``monitor.parse_worker`` (and not reaped)."""
-        count = 0
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:  # gone meanwhile
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if (int(fields[1]) == os.getpid() and fields[0] != "Z"
-                    and b"monitor.parse_worker" in cmdline):
-                count += 1
-        return count
 
     async def go() -> tuple[int, int]:
         async with ParseWorkers(timeout=5, max_memory_bytes=None, workers=2) as pool:
@@ -256,6 +260,7 @@ def test_a_feed_queued_behind_one_past_its_deadline_is_parsed_by_a_new_worker() 
     assert in_flight == 2
     assert "parsing took longer than 1.5s" in error
     assert (entries, killed) == (1, 1)
+    assert running() == 0
 
 
 def test_a_job_sent_while_the_worker_failed_to_take_a_new_analyser_is_sent_it_whole(
