@@ -14,6 +14,7 @@ The module imports no database or HTTP code, so a worker starts small.
 from __future__ import annotations
 
 import itertools
+import operator
 import pickle
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -53,10 +54,11 @@ class NewItem:
         """Pickled as its values (a worker's answer holds thousands): loaded without
         a dictionary per item nor the frozen ``__init__``, a third of the daemon's CPU
         for a worker's answer."""
-        return _new_item, tuple(self.__dict__[name] for name in _ITEM_FIELDS)
+        return _new_item, _item_values(self.__dict__)
 
 
 _ITEM_FIELDS = tuple(f.name for f in fields(NewItem))
+_item_values = operator.itemgetter(*_ITEM_FIELDS)
 
 
 def _new_item(*values: Any) -> NewItem:
