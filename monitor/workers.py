@@ -276,6 +276,17 @@ class ParseWorkers:
         raise FeedError("not parsed: the parse workers it was given to were stopped "
                         f"{_ATTEMPTS} times on other feeds; it is tried again at its next poll")
 
+    def _start_missing(self) -> None:
+        for _ in range(self.workers - len(self._ready) - len(self._starting)):
+            task = asyncio.create_task(self._start(), name="start a parse worker")
+            self._starting.add(task)
+            task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task[_Worker]) -> None:
+        self._starting.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: ``_start`` logged it, and a job waiting says so
+
     async def _pick(self) -> _Worker:
         """An idle worker; else, once every worker is up, the one with the fewest jobs
         (below ``_DEPTH``), not one still starting. The first job starts every missing
@@ -287,10 +298,7 @@ class ParseWorkers:
             idle = [w for w in room if not w.pending]
             if idle or (room and not self._starting and len(self._ready) >= self.workers):
                 return (idle or room)[0] if idle else min(room, key=lambda w: len(w.pending))
-            for _ in range(self.workers - len(self._ready) - len(self._starting)):
-                task = asyncio.create_task(self._start(), name="start a parse worker")
-                self._starting.add(task)
-                task.add_done_callback(self._starting.discard)
+            self._start_missing()
             if not self._starting:  # all up and full: jobs of cancelled polls fill them
                 self._answered.clear()
                 await self._answered.wait()
@@ -317,7 +325,9 @@ class ParseWorkers:
             raise
         try:
             await worker.connect()
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                log.exception("a parse worker did not start")
             worker.close_stream()
             worker.stop()
             await asyncio.to_thread(worker.kill)
