@@ -44,7 +44,7 @@ from .fetch import FeedAuth, Fetcher
 from .health import Heartbeat
 from .match import ActorSpec, AliasSpec, Watchlist, WatchlistSpec, compile_watchlist
 from .metrics import Metrics
-from .once import poll_every_feed
+from .once import claim_feeds, poll_every_feed
 from .poll import AnalyseFn, FeedOptions, Poller, PollReport, analyse_in_thread
 from .store import Store, create, migrate, schema_status
 from .websub import Push, Subscriber
@@ -437,8 +437,7 @@ class Jobs:
         if room <= 0:
             return
         now = self.app.clock()
-        claimed = await asyncio.to_thread(  # the lock may be a poll batch's for a while
-            self.app.store.claim_due_feeds, self.app.worker, now, self.lease, room)
+        claimed = await claim_feeds(self.app.store, self.app.worker, now, self.lease, room)
         for feed in claimed:
             if feed.id in self.inflight:  # our own claim outlived by a slow poll
                 continue

@@ -14,19 +14,59 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from .errors import StoreError
 from .poll import Poller, PollReport
 from .store import FeedRow, PollCounts, Store
 
-__all__ = ["ONCE_FRESH", "poll_every_feed"]
+__all__ = ["ONCE_FRESH", "claim_feeds", "poll_every_feed"]
 
 log = logging.getLogger(__name__)
 
 ONCE_FRESH = timedelta(minutes=1)
 """On a shared database, a feed checked this long before a ``run --once`` began is not
 polled again by it."""
+
+
+async def claim_feeds(store: Store, owner: str, now: datetime, lease: timedelta, room: int,
+                      unchecked_since: datetime | None = None) -> list[FeedRow]:
+    """``Store.claim_due_feeds`` in a thread: a claim waits for SQLite's lock while a
+    batch of polls is written, and the event loop goes on meanwhile. If the wait is
+    cancelled (a stop, a reload), what the claim took is given back, so no feed stays
+    under a lease that nobody polls."""
+    lock = threading.Lock()
+    cancelled = False
+    claimed: list[FeedRow] | None = None
+
+    def claim() -> list[FeedRow]:
+        nonlocal claimed
+        feeds = store.claim_due_feeds(owner, now, lease, room,
+                                      unchecked_since=unchecked_since)
+        with lock:
+            if not cancelled:
+                claimed = feeds
+                return feeds
+        try:
+            store.release_feeds(owner, [f.id for f in feeds])
+        except StoreError as exc:  # their lease ends them
+            log.warning("could not give back %d claimed feeds: %s", len(feeds), exc)
+        return []
+
+    try:
+        return await asyncio.to_thread(claim)
+    except asyncio.CancelledError:
+        with lock:
+            cancelled = True
+            taken = claimed
+        if taken:  # claimed before the cancel reached it: given back from here
+            try:
+                store.release_feeds(owner, [f.id for f in taken])
+            except StoreError as exc:
+                log.warning("could not give back %d claimed feeds: %s", len(taken), exc)
+        raise
 
 
 async def poll_every_feed(store: Store, poller: Poller, owner: str,
@@ -50,10 +90,7 @@ async def poll_every_feed(store: Store, poller: Poller, owner: str,
         room = limit - len(inflight)
         if not exhausted and (room >= max(1, limit // 4) or not inflight):
             now = clock()
-            # off the event loop: a claim waits for SQLite's lock while a batch of polls
-            # is written, and the polls in flight go on meanwhile
-            claimed = await asyncio.to_thread(store.claim_due_feeds, owner, now, lease, room,
-                                              unchecked_since=since)
+            claimed = await claim_feeds(store, owner, now, lease, room, unchecked_since=since)
             fresh = [f for f in claimed if f.id not in seen]
             _give_back(store, owner, [f for f in claimed if f.id in seen])
             if not fresh:

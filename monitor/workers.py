@@ -63,23 +63,6 @@ class _Requeue(Exception):
 
 class _Worker:
     def __init__(self, max_memory: int | None) -> None:
-        sock, child = socket.socketpair()
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "monitor.parse_worker", str(child.fileno())],
-                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
-        except BaseException:
-            sock.close()
-            raise
-        finally:
-            child.close()
-        self.sock = sock
-        hello = pickle.dumps((sys.path, max_memory), protocol=pickle.HIGHEST_PROTOCOL)
-        try:
-            sock.sendall(struct.pack("!i", len(hello)) + hello)  # before the loop has it
-        except OSError:
-            self.kill()
-            raise
         self.analyser: int | None = None
         """The version of the analyser this worker holds once it has done the jobs sent."""
         self.reader: asyncio.StreamReader | None = None
@@ -89,6 +72,22 @@ class _Worker:
         """The answers awaited, in the order the jobs were sent (the worker's order)."""
         self.failed = False
         self._reading: asyncio.Task[None] | None = None
+        self.sock, child = socket.socketpair()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "monitor.parse_worker", str(child.fileno())],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+        except BaseException:
+            self.sock.close()
+            raise
+        finally:
+            child.close()
+        hello = pickle.dumps((sys.path, max_memory), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self.sock.sendall(struct.pack("!i", len(hello)) + hello)  # before the loop has it
+        except OSError:
+            self.kill()
+            raise
 
     async def connect(self) -> None:
         """The daemon's end of the socket as asyncio streams: jobs and answers go
@@ -242,6 +241,7 @@ class ParseWorkers:
     async def _run(self, body: bytes, headers: Mapping[str, str], url: str | None,
                    analyser: Analyser | None, feed_title: str | None) -> ParsedFeed | Analysed:
         version = analyser.version if analyser is not None else None
+        resent = False
         for _ in range(_ATTEMPTS):
             async with self._slots:
                 worker = await self._pick()
@@ -263,6 +263,7 @@ class ParseWorkers:
             if answer[0] == "resend":  # it lost the analyser (a newer one failed to load)
                 if worker.analyser == version:
                     worker.analyser = None
+                resent = True
                 continue
             if payload is not None and answer[0] != "ok" and worker.analyser == version:
                 worker.analyser = None  # it may not have loaded it: the next job carries it
@@ -273,6 +274,9 @@ class ParseWorkers:
             if trace:
                 log.error("%s: %s\n%s", url, text, trace.rstrip())
             raise FeedError(str(text))
+        if resent:
+            raise FeedError("internal error: the parse workers could not load the "
+                            "watchlists; see the log; the feed is tried at its next poll")
         raise FeedError("not parsed: the parse workers it was given to were stopped "
                         f"{_ATTEMPTS} times on other feeds; it is tried again at its next poll")
 

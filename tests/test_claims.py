@@ -21,7 +21,9 @@ from monitor.store import (
     NewMatch,
     Store,
     cluster,
+    create,
     exclusive,
+    migrate,
 )
 
 NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
@@ -239,3 +241,36 @@ def test_run_once_goes_on_when_a_poll_crashes(store: Store) -> None:
     crashed = next(f for f in store.feeds() if f.url == "https://f1.example/rss")
     assert [f.id for f in store.claim_due_feeds("other", NOW, timedelta(minutes=5), 10)
             if f.id == crashed.id] == [crashed.id]  # given back, not left under a lease
+
+
+def test_a_claim_cancelled_while_it_waits_for_the_lock_gives_its_feeds_back(
+        tmp_path: Path) -> None:
+    """A claim runs in a thread (off the event loop) and may wait for SQLite's lock
+    while polls are written; a stop or reload cancels the wait, but the thread still
+    claims: it gives the feeds back, so none waits out a lease nobody polls."""
+    from monitor.once import claim_feeds
+
+    db = tmp_path / "m.db"
+    engine = create(f"sqlite:///{db}")
+    migrate(engine)
+    store = Store(engine)
+    store.sync_feeds([(f"https://f{i}.example/rss", None, timedelta(minutes=5))
+                      for i in range(3)], NOW)
+
+    async def cancelled_while_waiting() -> None:
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # a batch of polls being written
+        task = asyncio.create_task(claim_feeds(store, "me", NOW, timedelta(minutes=5), 10))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        blocker.execute("COMMIT")
+        blocker.close()
+
+    asyncio.run(cancelled_while_waiting())  # returns once the claim's thread is done
+    with sqlite3.connect(db) as check:
+        assert check.execute("SELECT count(*) FROM feeds WHERE lease_owner IS NOT NULL"
+                             ).fetchone() == (0,)
+    assert len(store.claim_due_feeds("other", NOW, timedelta(minutes=5), 10)) == 3
+    engine.dispose()

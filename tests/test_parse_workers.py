@@ -240,8 +240,8 @@ def test_a_new_item_comes_back_from_a_worker_equal_to_itself() -> None:
 
 def test_a_feed_queued_behind_one_past_its_deadline_is_parsed_by_a_new_worker() -> None:
     """A worker is sent its next job before it answers the one it is on; when it is
-    stopped on the first, the second (which it never began) goes to a new worker, and
-    its own deadline started only when a worker got to it."""
+    stopped on the first, the second (which it never began) goes to a new worker
+    instead of failing with it."""
     async def go() -> tuple[int, str, int, int]:
         async with ParseWorkers(timeout=1.5, max_memory_bytes=None, workers=1) as pool:
             slow = asyncio.create_task(pool.parse(SLOW_AUTHOR, {}, "http://x/slow"))
