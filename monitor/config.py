@@ -132,7 +132,7 @@ class DatabaseSettings(_Model):
     """How long a worker's claim on a feed lasts: a worker that dies mid-poll leaves
     its feeds to the others after this. Must outlast ``[fetch] timeout``."""
     claim_batch: int = Field(default=0, ge=0, le=10_000)
-    """Feeds claimed per tick at most (0: four times ``[fetch] concurrency``: a poll holds
+    """Feeds claimed per tick at most (0: three times ``[fetch] concurrency``: a poll holds
     its claim until it is written, and the polls waiting on the parse workers and on
     the store must leave room for enough fetches to keep the parse workers busy)."""
 

@@ -325,7 +325,7 @@ async def run_once(app: App) -> OnceReport:
         db = app.config.settings.database
         report.polls = await poll_every_feed(
             app.store, poller, app.worker, app.clock, lease=db.lease,
-            limit=db.claim_batch or app.config.settings.fetch.concurrency * 4)
+            limit=db.claim_batch or app.config.settings.fetch.concurrency * 3)
     await send_health_notices(app)
     dispatcher, now = app.dispatcher(), app.clock()
     digests = digests_due(app, now)
@@ -382,7 +382,7 @@ class Jobs:
         self.pushes: set[asyncio.Task[PollReport]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         db = app.config.settings.database
-        self.limit = db.claim_batch or app.config.settings.fetch.concurrency * 4
+        self.limit = db.claim_batch or app.config.settings.fetch.concurrency * 3
         self.lease = db.lease
         self.polls_done = 0
         self.alerts_sent = 0

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from .analyse import Analysed, Analyser
@@ -286,6 +286,7 @@ class Poller:
                                                   error=result.error), [], result)
         try:
             analysed = await self._analyse(feed, result.body, result.headers)
+            result = replace(result, body=b"")  # not kept while the poll waits for its write
         except FeedError as exc:
             return await self._record(ticket, feed, self._state(feed, now, result, ok=False,
                                                   error=str(exc)), [], result)
