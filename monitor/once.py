@@ -39,7 +39,13 @@ async def claim_feeds(store: Store, owner: str, now: datetime, lease: timedelta,
     under a lease that nobody polls."""
     lock = threading.Lock()
     cancelled = False
-    claimed: list[FeedRow] | None = None
+    claimed: list[FeedRow] = []
+
+    def let_go(feeds: list[FeedRow]) -> None:
+        try:
+            store.release_feeds(owner, [f.id for f in feeds])
+        except StoreError as exc:  # their lease ends them
+            log.warning("could not give back %d claimed feeds: %s", len(feeds), exc)
 
     def claim() -> list[FeedRow]:
         nonlocal claimed
@@ -49,10 +55,7 @@ async def claim_feeds(store: Store, owner: str, now: datetime, lease: timedelta,
             if not cancelled:
                 claimed = feeds
                 return feeds
-        try:
-            store.release_feeds(owner, [f.id for f in feeds])
-        except StoreError as exc:  # their lease ends them
-            log.warning("could not give back %d claimed feeds: %s", len(feeds), exc)
+        let_go(feeds)
         return []
 
     try:
@@ -60,12 +63,8 @@ async def claim_feeds(store: Store, owner: str, now: datetime, lease: timedelta,
     except asyncio.CancelledError:
         with lock:
             cancelled = True
-            taken = claimed
-        if taken:  # claimed before the cancel reached it: given back from here
-            try:
-                store.release_feeds(owner, [f.id for f in taken])
-            except StoreError as exc:
-                log.warning("could not give back %d claimed feeds: %s", len(taken), exc)
+        if claimed:  # claimed before the cancel reached it: given back from here
+            let_go(claimed)
         raise
 
 

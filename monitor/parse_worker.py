@@ -59,20 +59,17 @@ def serve(conn: Connection) -> None:
             if (version is not None and payload is None
                     and (analyser is None or analyser.version != version)):
                 answer = ("resend",)  # a newer analyser failed to load: the daemon resends
-                del body, job, payload
-                conn.send(answer)
-                continue
-            parsed = parse_feed(body, headers, url, max_entries=max_entries)
-            if version is None:
-                answer = ("ok", parsed)
             else:
-                stage = "matching the feed's entries"
-                if payload is not None:
-                    analyser = None  # the old one's memory first
-                    analyser = pickle.loads(payload)
-                if analyser is None or analyser.version != version:  # checked above
-                    raise RuntimeError(f"the worker holds no analyser of version {version}")
-                answer = ("ok", analyser.analyse(parsed, feed_title))
+                parsed = parse_feed(body, headers, url, max_entries=max_entries)
+                if version is None:
+                    answer = ("ok", parsed)
+                else:
+                    stage = "matching the feed's entries"
+                    if payload is not None:
+                        analyser = None  # the old one's memory first
+                        analyser = pickle.loads(payload)
+                    assert analyser is not None  # held, or just loaded
+                    answer = ("ok", analyser.analyse(parsed, feed_title))
         except FeedError as exc:
             answer = ("error", str(exc), None)
         except MemoryError:
