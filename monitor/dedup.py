@@ -12,7 +12,7 @@ shingles) differ in at most ``MAX_DISTANCE`` bits.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -193,11 +193,28 @@ class StoryIndex:
             for bands in self._banded.values():
                 bands.add(c.bits, i)
 
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def __iter__(self) -> Iterator[StoryCandidate]:
+        return iter(self._all)
+
+    def __getitem__(self, i: int) -> StoryCandidate:
+        """The ``i``-th candidate, in the order given and added."""
+        return self._all[i]
+
     def find(self, keys: StoryKeys, *, now: datetime, window: timedelta,
              max_distance: int = MAX_DISTANCE) -> int | None:
         """The story (its first item's id) that an item with ``keys`` belongs to, among
         the candidates fetched within ``window`` before ``now``; None for a new story.
         The earliest matching story wins, so a story keeps one id."""
+        best = self.earliest(keys, now=now, window=window, max_distance=max_distance)
+        return None if best is None else best[1]
+
+    def earliest(self, keys: StoryKeys, *, now: datetime, window: timedelta,
+                 max_distance: int = MAX_DISTANCE) -> tuple[datetime, int] | None:
+        """``find``'s answer with the time its earliest item was fetched, so the answers
+        of two indexes compare (the smaller wins)."""
         near = list(self._titles.get(keys.title_key, ())) if keys.title_key is not None else []
         if keys.simhash is not None:
             near += self._near(int(keys.simhash, 16), max_distance)
@@ -210,7 +227,7 @@ class StoryIndex:
             story = c.story_id if c.story_id is not None else c.item_id
             if best is None or (c.fetched_at, story) < best:
                 best = (c.fetched_at, story)
-        return None if best is None else best[1]
+        return best
 
     def _near(self, bits: int, max_distance: int) -> list[int]:
         """The candidates whose SimHash is within ``max_distance`` bits of ``bits``."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,7 +14,18 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, event, inspect, text
 
 from monitor.errors import StoreError
-from monitor.store import FetchState, NewItem, NewMatch, Store, create, migrate, schema_status
+from monitor.store import (
+    FetchState,
+    NewItem,
+    NewMatch,
+    PollCounts,
+    PollWrite,
+    Store,
+    create,
+    migrate,
+    schema_status,
+)
+from monitor.store import items as items_module
 from monitor.store.models import Base, Item, sqlite_text
 
 NOW = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
@@ -275,6 +287,76 @@ def test_stories_join_across_polls_and_feeds_within_the_window(store: Store) -> 
     store.record_poll(a.id, later, [dataclasses.replace(item("a2", "email"), **same)])
     third = max(store.alerts(["pending", "merged"]), key=lambda x: x.id)
     assert third.status == "pending" and third.story_id not in (first.story_id, None)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """A store on SQLite alone: what it keeps between batches is SQLite's."""
+    engine = create(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(engine)
+    s = Store(engine)
+    s.sync_watchlists({"libya": {"rules": ["Libya"]}}, NOW)
+    yield s
+    engine.dispose()
+
+
+def test_the_story_index_is_kept_between_batches_and_reads_only_the_rows_stored_since(
+        sqlite_store: Store) -> None:
+    """On SQLite the matched items of the window are indexed once: a batch adds the
+    rows stored since the last one to the same index (re-indexing them all for every
+    batch took 4 of the 10 s the store spent on a cold cycle of 10,000 feeds), and a
+    story still joins across batches."""
+    store = sqlite_store
+    store.sync_feeds([("https://example.org/rss", "Example", timedelta(minutes=5)),
+                      ("https://other.example/rss", "Other", timedelta(minutes=5))], NOW)
+    a, b = store.feeds()
+    key = {"title_key": "s" * 64}
+
+    def poll(feed_id: int, *items: NewItem, hours: float = 0) -> PollWrite:
+        at = NOW + timedelta(hours=hours)
+        return PollWrite(feed_id, dataclasses.replace(ok(), checked_at=at), list(items),
+                         [i.key for i in items])
+
+    first = store.record_polls([poll(a.id, dataclasses.replace(item("a1", "email"), **key),
+                                     item("a2", "email")),
+                                poll(b.id, item("b1", "email"))])
+    assert [r.alerts for r in first if isinstance(r, PollCounts)] == [2, 1]
+    kept = items_module._CACHES[store.engine]
+    index = kept.index
+    assert len(index) == 0  # read before the batch stored its rows
+    second = store.record_polls([poll(b.id, dataclasses.replace(item("b2", "email"), **key),
+                                      hours=1)])
+    assert kept.index is index and len(index) == 3  # the first batch's rows, added
+    assert second[0] == PollCounts(new_items=1, matches=1, alerts=0,
+                                   by_watchlist={"libya": 1})  # joined a1's story: merged
+    store.record_polls([poll(a.id, item("a3", "email"), hours=2)])
+    assert kept.index is index and [c.item_id for c in index] == sorted(
+        c.item_id for c in index) and len(index) == 4
+
+
+def test_the_kept_story_index_drops_the_items_that_left_the_window(
+        sqlite_store: Store) -> None:
+    """Once a quarter of the kept index is older than the window (and its margin), it is
+    built again without them: a daemon's index holds the window, not its history."""
+    store = sqlite_store
+    store.sync_feeds([("https://example.org/rss", "Example", timedelta(minutes=5))], NOW)
+    (a,) = store.feeds()
+
+    def poll(*items: NewItem, hours: float) -> PollWrite:
+        at = NOW + timedelta(hours=hours)
+        return PollWrite(a.id, dataclasses.replace(ok(), checked_at=at), list(items),
+                         [i.key for i in items])
+
+    store.record_polls([poll(*(item(f"old{n}", "email") for n in range(4)), hours=0)])
+    store.record_polls([poll(item("recent", "email"), hours=1)])
+    old = items_module._CACHES[store.engine].index
+    assert len(old) == 4
+    store.record_polls([poll(item("late", "email"), hours=50)])  # window 48 h, margin 1 h
+    kept = items_module._CACHES[store.engine].index
+    assert kept is not old
+    with store.engine.connect() as conn:
+        recent = conn.execute(text("SELECT id FROM items WHERE key = 'recent'")).scalar()
+    assert [c.item_id for c in kept] == [recent]
 
 
 _SQLITE = create_engine("sqlite://")
