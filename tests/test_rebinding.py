@@ -18,7 +18,7 @@ import pytest
 from servers import FeedServer, rss
 
 from monitor.fetch import Fetcher, FetchResult
-from monitor.netguard import Resolver, system_resolver
+from monitor.netguard import Guard, Resolver, system_resolver
 
 LOCAL = [ipaddress.ip_network("127.0.0.1/32")]
 HOST = "feeds.rebind.test"
@@ -191,3 +191,18 @@ def test_address_families_alternate_the_first_answers_first() -> None:
     assert _interleave([a, b, c, d]) == [a, c, b, d]
     assert _interleave([c, a, b]) == [c, a, b]
     assert _interleave([]) == []
+
+
+def test_the_guard_answers_each_address_the_same_however_many_it_has_seen() -> None:
+    """``Guard`` keeps its answers (4,096 addresses, then it starts again): a refused
+    address stays refused on its second look and after the kept answers are dropped."""
+    guard = Guard([ipaddress.ip_network("127.0.0.1/32")])
+    loopback, other = ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("127.0.0.2")
+    public = ipaddress.ip_address("93.184.216.34")
+    for _ in range(2):
+        assert (guard.allows(loopback), guard.allows(other), guard.allows(public)) == (
+            True, False, True)
+    for n in range(5000):  # more addresses than are kept: private ones, all refused
+        assert not guard.allows(ipaddress.ip_address(f"10.0.{n // 256}.{n % 256}"))
+    assert (guard.allows(loopback), guard.allows(other), guard.allows(public)) == (
+        True, False, True)
