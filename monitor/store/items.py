@@ -22,6 +22,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Column, Connection, Table, bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from ..dedup import StoryCandidate, StoryIndex, StoryKeys
 from .models import Item, Match, Outbox, UTCDateTime, Watchlist, sqlite_text
@@ -87,9 +88,25 @@ def _insert(conn: Connection, table: Table, columns: Sequence[str],
     for start, size in _pieces(len(rows)):
         sql = (f'INSERT INTO {table.name} ({names}) VALUES {", ".join([one] * size)} '
                f"RETURNING {back}")
-        out += conn.exec_driver_sql(
-            sql, tuple(chain.from_iterable(rows[start : start + size]))).all()
+        out += _driver_rows(conn, sql, tuple(chain.from_iterable(rows[start : start + size])))
     return out
+
+
+def _driver_rows(conn: Connection, sql: str, params: tuple[Any, ...]) -> Sequence[Any]:
+    """The rows ``sql`` returns, run on the driver's cursor of ``conn``'s connection (in
+    its transaction): SQLAlchemy's result objects for the bulk statements took a fifth
+    of the CPU of a cold cycle's writes (``bench.cold_stages``: record 0.46 against
+    0.37 ms a feed). A driver error is raised as SQLAlchemy's, as ``execute`` raises it;
+    the parameters (items' text) are left out of its message."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error,
+                                  hide_parameters=True, dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
 
 
 def _pieces(n: int) -> list[tuple[int, int]]:
@@ -179,8 +196,8 @@ class BatchItems:
                                 *[f"({mark}, {mark})"] * (size - 1)])
             sql = ("SELECT items.feed_id, items.key FROM (VALUES " + values + ") AS wanted "
                    "JOIN items ON items.feed_id = wanted.column1 AND items.key = wanted.column2")
-            for feed_id, key in self.conn.exec_driver_sql(
-                    sql, tuple(chain.from_iterable(pairs[start : start + size]))).all():
+            for feed_id, key in _driver_rows(
+                    self.conn, sql, tuple(chain.from_iterable(pairs[start : start + size]))):
                 known.setdefault(feed_id, set()).add(key)
         return known
 
