@@ -64,6 +64,7 @@ class Guard:
                  resolver: Resolver = system_resolver) -> None:
         self.allowed = tuple(allowed)
         self.resolver = resolver
+        self._passed: set[str] = set()
         self._allows: dict[Address, bool] = {}
         """The answers given: ``is_public`` tests the address against about twenty
         networks in Python (4 % of the event loop's time in a cold cycle of 10,000
@@ -85,14 +86,20 @@ class Guard:
 
     def check_host(self, host: str) -> None:
         """Refuse ``host`` (a URL's host as aiohttp connects to it) if it is an address,
-        by aiohttp's own test, and not an allowed one; a name is left to the resolver."""
-        if not is_ip_address(host):
+        by aiohttp's own test, and not an allowed one; a name is left to the resolver.
+        The hosts that passed are kept, as ``allows`` keeps its answers: parsing the
+        address again was as costly as the test."""
+        if host in self._passed:
             return
-        try:
-            addr = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
-        except ValueError:
-            raise FeedError(f"refused: {host} is not a canonical IP address") from None
-        self.check(host, addr)
+        if is_ip_address(host):
+            try:
+                addr = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+            except ValueError:
+                raise FeedError(f"refused: {host} is not a canonical IP address") from None
+            self.check(host, addr)
+        if len(self._passed) >= _ANSWERS_KEPT:
+            self._passed.clear()
+        self._passed.add(host)
 
     async def resolve(self, host: str, port: int) -> list[Address]:
         """The checked addresses of ``host`` (an address is its own answer)."""

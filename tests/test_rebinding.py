@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from servers import FeedServer, rss
 
+from monitor.errors import FeedError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.netguard import Guard, Resolver, system_resolver
 
@@ -194,8 +195,9 @@ def test_address_families_alternate_the_first_answers_first() -> None:
 
 
 def test_the_guard_answers_each_address_the_same_however_many_it_has_seen() -> None:
-    """``Guard`` keeps its answers (4,096 addresses, then it starts again): a refused
-    address stays refused on its second look and after the kept answers are dropped."""
+    """``Guard`` keeps its answers (4,096 addresses or hosts, then it starts again): a
+    refused address stays refused on its second look and after the kept answers are
+    dropped, and so does a refused host."""
     guard = Guard([ipaddress.ip_network("127.0.0.1/32")])
     loopback, other = ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("127.0.0.2")
     public = ipaddress.ip_address("93.184.216.34")
@@ -206,3 +208,10 @@ def test_the_guard_answers_each_address_the_same_however_many_it_has_seen() -> N
         assert not guard.allows(ipaddress.ip_address(f"10.0.{n // 256}.{n % 256}"))
     assert (guard.allows(loopback), guard.allows(other), guard.allows(public)) == (
         True, False, True)
+    for _ in range(2):  # hosts as URLs give them: an address host is checked each time
+        guard.check_host("127.0.0.1")
+        guard.check_host("feeds.example.org")  # a name: left to the resolver
+        with pytest.raises(FeedError, match=r"127\.0\.0\.2 resolves"):
+            guard.check_host("127.0.0.2")
+        with pytest.raises(FeedError, match="not a canonical"):
+            guard.check_host("127.000.0.1")
