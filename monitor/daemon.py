@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import ctypes
 import functools
+import gc
 import logging
 import os
 import secrets
@@ -215,6 +216,28 @@ def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     return bool(mallopt(_M_ARENA_MAX, arenas))
 
 
+GC_THRESHOLD = 10_000
+"""Container objects made (less those freed) between two of the cyclic collector's
+young collections; Python's default is 700 (see ``settle_gc``)."""
+_gc_settled = False
+
+
+def settle_gc() -> None:
+    """Once a process, after its first ``build``: move every object startup made (the
+    modules, the configuration, the app) out of the cyclic collector's sight
+    (``gc.freeze``), and collect young objects every ``GC_THRESHOLD`` allocations. A
+    full collection went through those 130,000 objects each time: a cold round of
+    1,000 feeds spent 75 ms in 150 collections, a warm one 55 ms of its 0.32 s; now
+    about 3 ms each. Frozen objects are still freed when nothing refers to them; only
+    a cycle among them stays (what the first app holds when a reload replaces it)."""
+    global _gc_settled
+    if _gc_settled:
+        return
+    _gc_settled = True
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True,
           seed: bool = True) -> App:
     """Migrate the database, seed it from the configuration files, compile the
@@ -226,7 +249,8 @@ def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True,
     reload) the files' feeds and watchlists are not applied: the database's are in
     force, and a file older than the one applied must not be pushed back out.
 
-    Caps glibc's malloc arenas first (``cap_malloc_arenas``), before the threads start."""
+    Caps glibc's malloc arenas first (``cap_malloc_arenas``), before the threads start,
+    and settles the cyclic collector last (``settle_gc``)."""
     cap_malloc_arenas()
     problems = []
     channels = []
@@ -262,7 +286,9 @@ def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True,
     # CLI) is never overwritten by this read, e.g. by a follower's reload
     version, specs = catalog.publish_in_force()
     watchlists = [compile_watchlist(spec) for spec in specs]
-    return App(config, store, watchlists, channels, clock, worker, version)
+    app = App(config, store, watchlists, channels, clock, worker, version)
+    settle_gc()
+    return app
 
 
 def digest_trigger(schedule: str, timezone: str) -> CronTrigger:
