@@ -223,14 +223,16 @@ _gc_settled = False
 
 
 def settle_gc() -> None:
-    """Once a process, after its first ``build``: collect startup's garbage, move every
-    object left (the modules, the configuration, the app) out of the cyclic
-    collector's sight (``gc.freeze``), and collect young objects every
-    ``GC_THRESHOLD`` allocations. A full collection went through those 130,000 objects
-    each time: a cold round of 1,000 feeds spent 75 ms in 150 collections, a warm one
-    55 ms of its 0.32 s; now about 3 ms each. Frozen objects are still freed when
-    nothing refers to them; only a cycle among them stays (what the first app holds
-    when a reload replaces it)."""
+    """Once a process that polls (``run_once``, ``service.create_service``), its app
+    built: collect startup's garbage, move every object left (the modules, the
+    configuration, the app) out of the cyclic collector's sight (``gc.freeze``), and
+    collect young objects every ``GC_THRESHOLD`` allocations. A full collection went
+    through those 130,000 objects each time: a cold round of 1,000 feeds spent 75 ms in
+    150 collections, a warm one 55 ms of its 0.32 s; now about 3 ms each. The other
+    commands leave the collector as it is (the first collection costs about 50 ms).
+    Frozen objects are still freed when nothing refers to them; only a cycle among
+    them stays: what the first app holds when a reload replaces it (its store's
+    ``dispose`` drops the story index it kept)."""
     global _gc_settled
     if _gc_settled:
         return
@@ -251,8 +253,7 @@ def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True,
     reload) the files' feeds and watchlists are not applied: the database's are in
     force, and a file older than the one applied must not be pushed back out.
 
-    Caps glibc's malloc arenas first (``cap_malloc_arenas``), before the threads start,
-    and settles the cyclic collector last (``settle_gc``)."""
+    Caps glibc's malloc arenas first (``cap_malloc_arenas``), before the threads start."""
     cap_malloc_arenas()
     problems = []
     channels = []
@@ -288,9 +289,7 @@ def build(config: Config, clock: Clock = utcnow, *, migrate_schema: bool = True,
     # CLI) is never overwritten by this read, e.g. by a follower's reload
     version, specs = catalog.publish_in_force()
     watchlists = [compile_watchlist(spec) for spec in specs]
-    app = App(config, store, watchlists, channels, clock, worker, version)
-    settle_gc()
-    return app
+    return App(config, store, watchlists, channels, clock, worker, version)
 
 
 def digest_trigger(schedule: str, timezone: str) -> CronTrigger:
@@ -347,6 +346,7 @@ async def run_once(app: App) -> OnceReport:
     alert pending (even one waiting out its backoff), but nothing to a channel held by
     its Retry-After. The feeds are claimed as the daemon claims them
     (``once.poll_every_feed``): several processes on one PostgreSQL share them."""
+    settle_gc()
     report = OnceReport()
     async with app.fetcher() as fetcher, app.parse_workers() as workers:
         poller = app.poller(fetcher, workers.analyse, owner=app.worker)

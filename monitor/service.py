@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from .config import Config, load_config
-from .daemon import SETTINGS, App, Jobs, build, stop_timeout
+from .daemon import SETTINGS, App, Jobs, build, settle_gc, stop_timeout
 from .errors import ConfigError, MonitorError
 from .health import HealthReport, Heartbeat, check_health
 from .metrics import Metrics
@@ -154,7 +154,7 @@ class Service:
         if self.on_reload is not None:
             self.on_reload(new)
         await self._start_jobs()
-        old.store.engine.dispose()
+        old.store.dispose()
         self.metrics.reloads.labels("applied").inc()
         log.info("configuration reloaded: %d feeds, %d watchlists, %d channels",
                  self._feed_count(), len(new.watchlists), len(new.channels))
@@ -254,6 +254,7 @@ def create_service(config: Config, environ: Mapping[str, str], *,
     lock = exclusive(config.settings.database.url.get_secret_value())
     try:
         app = build(config)
+        settle_gc()
         app.settings_version = app.store.shared_version(SETTINGS)
         if lock is not None:  # the only daemon: claims in the file are a killed one's
             released = app.store.release_all_feeds()

@@ -58,6 +58,16 @@ class PostgresServer:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}"'))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def unsettled_collector() -> None:
+    """The suite's process keeps Python's collector as it is: ``daemon.settle_gc`` would
+    freeze whatever the first test to poll left behind, and every later test would run
+    with its threshold. Its own test runs in a fresh process."""
+    from monitor import daemon
+
+    daemon._gc_settled = True
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """The test PostgreSQL; skips the test, with the reason, where none answers."""

@@ -124,13 +124,14 @@ def test_the_daemon_caps_mallocs_arenas_unless_the_environment_does(
 
 
 SETTLED = """
-import gc, json, sys, weakref
+import asyncio, gc, json, sys, weakref
 from monitor.config import load_config
-from monitor.daemon import GC_THRESHOLD, build
-before = (gc.get_freeze_count(), gc.get_threshold()[0])
-build(load_config(sys.argv[1]))
+from monitor.daemon import GC_THRESHOLD, build, run_once
+app = build(load_config(sys.argv[1]))
+built = (gc.get_freeze_count(), gc.get_threshold()[0])  # build alone leaves it alone
+asyncio.run(run_once(app))
 first = gc.get_freeze_count()
-build(load_config(sys.argv[1]))  # a reload: nothing more is frozen
+asyncio.run(run_once(app))  # a second round: nothing more is frozen
 class Node:
     pass
 a, b = Node(), Node()
@@ -139,24 +140,41 @@ gone = []
 weakref.finalize(a, gone.append, True)
 del a, b
 gc.collect()
-print(json.dumps({"before": before, "first": first, "second": gc.get_freeze_count(),
+print(json.dumps({"built": built, "first": first, "second": gc.get_freeze_count(),
                   "threshold": gc.get_threshold()[0], "expected": GC_THRESHOLD,
                   "cycle_freed": gone == [True]}))
 """
 
 
-def test_build_moves_what_startup_made_out_of_the_collectors_way_once(
+def test_a_process_that_polls_moves_what_startup_made_out_of_the_collectors_way(
         workspace: Workspace) -> None:
     """``daemon.settle_gc``: a full collection went through every object startup made (a
-    warm round spent 55 ms of its 0.32 s collecting); the first build freezes them and
-    the young collections come every ``GC_THRESHOLD`` allocations. Measured in a fresh
-    process: the suite's own has built apps already."""
+    warm round spent 55 ms of its 0.32 s collecting). The first round freezes them and
+    the young collections come every ``GC_THRESHOLD`` allocations; ``build`` alone (the
+    other commands) leaves the collector as it is. In a fresh process: the suite's own
+    is never settled (conftest)."""
     workspace.write(feeds=["http://127.0.0.1:9/feed"])
     proc = subprocess.run([sys.executable, "-c", SETTLED, str(workspace.config)],
                           capture_output=True, text=True, timeout=120, cwd=workspace.root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["before"] == [0, 700]  # Python's defaults until the first build
+    assert out["built"] == [0, 700]  # Python's defaults
     assert out["first"] > 10_000 and out["second"] <= out["first"]  # (frozen ones may go)
     assert out["threshold"] == out["expected"] == 10_000
     assert out["cycle_freed"]
+
+
+def test_the_daemon_settles_the_collector_once_its_app_is_built(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor import service
+
+    calls: list[int] = []
+    monkeypatch.setattr(service, "settle_gc", lambda: calls.append(1))
+    workspace.write(feeds=["http://127.0.0.1:9/feed"])
+    created = service.create_service(load_config(workspace.config), {})
+    try:
+        assert calls == [1]
+    finally:
+        created.app.store.dispose()
+        if created.lock is not None:
+            created.lock.release()

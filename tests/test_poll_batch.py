@@ -26,6 +26,7 @@ from monitor.store import (
     create,
     migrate,
 )
+from monitor.store import items as items_module
 from monitor.store.models import Feed, Item, Match, Outbox
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -344,8 +345,8 @@ def test_a_poll_that_breaks_its_batch_costs_only_itself(engine: Engine) -> None:
     assert rows[FEEDS[2]].last_status == 304 and rows[FEEDS[1]].last_status is None
 
 
-def test_two_workers_writing_the_same_feeds_at_once_store_each_item_once(pg_url: str
-                                                                          ) -> None:
+def test_two_workers_writing_the_same_feeds_at_once_store_each_item_once(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """PostgreSQL: each batch locks its feeds (in id order, whatever the order of its
     polls) before reading their known keys, so a second batch (here of pushes, which
     update no feed row) waits for the first and then skips what it stored, instead of
@@ -370,6 +371,15 @@ def test_two_workers_writing_the_same_feeds_at_once_store_each_item_once(pg_url:
 
     event.listen(engines[0], "after_cursor_execute", first)
     event.listen(engines[1], "after_cursor_execute", second)
+    driver_rows = items_module._driver_rows
+
+    def seen(conn: Any, sql: str, params: tuple[Any, ...]) -> Any:
+        """The bulk statements run on the driver's cursor, where no event sees them."""
+        rows = driver_rows(conn, sql, params)
+        (first if conn.engine is engines[0] else second)(conn, None, sql)
+        return rows
+
+    monkeypatch.setattr(items_module, "_driver_rows", seen)
     results: list[list[PollCounts | StoreError]] = [[], []]
 
     def write(n: int) -> None:
@@ -386,6 +396,7 @@ def test_two_workers_writing_the_same_feeds_at_once_store_each_item_once(pg_url:
     for t in threads:
         t.join(60)
     try:
+        assert locked.is_set() and second_read.is_set()  # the two batches did interleave
         assert all(isinstance(r, PollCounts) for rs in results for r in rs), results
         assert [[r.new_items for r in rs if isinstance(r, PollCounts)] for rs in results] == [
             [2, 1], [0, 0]]

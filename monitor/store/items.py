@@ -14,6 +14,7 @@ the parameter order made it insert one row per statement on SQLite.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -95,15 +96,17 @@ def _insert(conn: Connection, table: Table, columns: Sequence[str],
 def _driver_rows(conn: Connection, sql: str, params: tuple[Any, ...]) -> Sequence[Any]:
     """The rows ``sql`` returns, run on the driver's cursor of ``conn``'s connection (in
     its transaction): SQLAlchemy's result objects for the bulk statements took a fifth
-    of the CPU of a cold cycle's writes (``bench.cold_stages``: record 0.46 against
-    0.37 ms a feed). A driver error is raised as SQLAlchemy's, as ``execute`` raises it;
-    the parameters (items' text) are left out of its message."""
+    of the CPU of a cold cycle's writes (``bench.cold_stages``: record 0.47 against
+    0.36 ms a feed). A driver error is raised as SQLAlchemy's, as ``execute`` raises it,
+    with the statement's start and without its parameters (the server's own message may
+    still quote a row: PostgreSQL's ``DETAIL``)."""
     cursor = conn.connection.cursor()
     try:
         cursor.execute(sql, params)
         return cursor.fetchall()
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error,
+        shown = sql if len(sql) <= 200 else f"{sql[:200]} …"  # 64 rows: 3 kB of marks
+        raise DBAPIError.instance(shown, None, exc, conn.dialect.loaded_dbapi.Error,
                                   hide_parameters=True, dialect=conn.dialect) from exc
     finally:
         cursor.close()
@@ -128,9 +131,10 @@ class BatchItems:
     """The items of a batch of polls (``polls.record_polls``), written run by run: the
     known keys of a run's feeds in one read, its served keys in one ``executemany``, its
     new items in one ``INSERT``; then the story, matches and outbox rows of the matched
-    items, in the order of the polls and of their feeds. The story candidates, the
-    watchlists' ids and the channels each story was alerted on are read once a batch
-    and kept up to date with the batch's own rows, so the outcome is that of writing
+    items, in the order of the polls and of their feeds. The story candidates (on SQLite
+    the index kept between batches, ``_kept_stories``), the watchlists' ids and the
+    channels each story was alerted on are read once a batch and kept up to date with
+    the batch's own rows, so the outcome is that of writing
     each poll whole, one after the other: an item joins the story of an earlier item of
     the batch, and a channel already alerted on a story gets a ``merged`` row."""
 
@@ -215,7 +219,8 @@ class BatchItems:
         kept, batch, watchlist_ids = self._kept, self._batch, self._watchlists
         joined: list[int | None] = []  # per matched item: the story it joined, or None
         stories = []
-        with _CACHE_LOCK:  # another thread's batch may add to the kept index meanwhile
+        kept_lock = _CACHE_LOCK if conn.dialect.name == "sqlite" else contextlib.nullcontext()
+        with kept_lock:  # another thread's batch may add to the kept index meanwhile
             for w, _, new, item_id in matched:
                 keys = StoryKeys(new.title_key, new.simhash)
                 found = [e for e in (kept.earliest(keys, now=w.at, window=self.window),
@@ -282,8 +287,9 @@ def _kept_stories(conn: Connection, since: datetime) -> StoryIndex:
         if fresh:
             kept.after = max(c.item_id for c in fresh)
         index = kept.index
-        # Rows arrive about oldest first: once a quarter is out of the window, the
-        # index is built again without them (each row costs about one rebuild in all).
+        # Rows arrive about oldest first: once the one a quarter of the way in is out of
+        # the window (and its margin), the index is built again without the stale ones
+        # (each row costs about one rebuild in all).
         if len(index) and index[len(index) // 4].fetched_at < margin:
             index = kept.index = StoryIndex(c for c in index if c.fetched_at >= margin)
         for c in fresh:

@@ -268,6 +268,14 @@ class Store(OutboxStore, SubscriptionStore, CatalogStore):
     def active_feeds(self) -> int:
         return housekeeping.active_feeds(self.engine)
 
+    def dispose(self) -> None:
+        """Close the pool's connections and drop what is kept for this database (the
+        story index): a reload's old store. The first app of a process is frozen out of
+        the cyclic collector's sight (``daemon.settle_gc``), so its engine, and the
+        index kept under it, would otherwise stay."""
+        self.engine.dispose()
+        forget_stories(self.engine)
+
     def prune(self, unmatched_before: datetime, matched_before: datetime) -> Pruned:
         try:
             return housekeeping.prune(self.engine, unmatched_before, matched_before)
