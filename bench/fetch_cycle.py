@@ -56,7 +56,7 @@ def cpu_seconds() -> float:
 
 def child_monitor(port: int, feeds: int, workdir: Path, concurrency: int) -> dict[str, float]:
     from monitor.config import load_config
-    from monitor.daemon import build, run_once
+    from monitor.daemon import build, run_once, settle_gc
 
     lines = [
         f'watchlists = "{ROOT / "config" / "watchlists.yaml"}"',
@@ -68,6 +68,7 @@ def child_monitor(port: int, feeds: int, workdir: Path, concurrency: int) -> dic
         lines += ["[[feed]]", f'url = "http://127.0.0.1:{port}/feed/{i}"']
     (workdir / "monitor.toml").write_text("\n".join(lines) + "\n")
     app = build(load_config(workdir / "monitor.toml"))
+    settle_gc()  # as the daemon does once it has built its app, before its first round
     out: dict[str, float] = {}
     for cycle in ("cold", "warm", "advance"):
         if cycle == "advance":
