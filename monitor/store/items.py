@@ -1,11 +1,12 @@
 """Writing the new items of a batch of polls, their matches and outbox rows: in bulk.
 
-Most new items match nothing: they are inserted in one statement (``executemany``
-with ``RETURNING``) for the whole batch, not as ORM objects flushed one by one. The
-few that match then get their story, their matches and their outbox rows in the
-order of the polls and of their feeds, exactly as if each poll were written alone: a
-matched item joins the story of an item seen within the window, the batch's earlier
-items included, and a channel already alerted on that story gets a ``merged`` row.
+Most new items match nothing: they are inserted in multi-row ``INSERT … RETURNING``
+statements for the whole batch, on the driver's cursor (``_driver_rows``), not as ORM
+objects flushed one by one. The few that match then get their story, their matches
+and their outbox rows in the order of the polls and of their feeds, exactly as if
+each poll were written alone: a matched item joins the story of an item seen within
+the window, the batch's earlier items included, and a channel already alerted on that
+story gets a ``merged`` row.
 
 ``RETURNING`` gives each row's id with its feed and key (an item's key is unique in its
 feed, a match's item and watchlist too), not in parameter order: asking SQLAlchemy for
@@ -134,9 +135,9 @@ class BatchItems:
     items, in the order of the polls and of their feeds. The story candidates (on SQLite
     the index kept between batches, ``_kept_stories``), the watchlists' ids and the
     channels each story was alerted on are read once a batch and kept up to date with
-    the batch's own rows, so the outcome is that of writing
-    each poll whole, one after the other: an item joins the story of an earlier item of
-    the batch, and a channel already alerted on a story gets a ``merged`` row."""
+    the batch's own rows, so the outcome is that of writing each poll whole, one after
+    the other: an item joins the story of an earlier item of the batch, and a channel
+    already alerted on a story gets a ``merged`` row."""
 
     def __init__(self, conn: Connection, story_window: timedelta, since: datetime) -> None:
         self.conn = conn
