@@ -9,10 +9,13 @@ new one replaces it; its address space is capped (``RLIMIT_AS``), so a parse tha
 to allocate past ``max_memory_bytes`` fails with ``MemoryError`` in the worker, never in
 the daemon. Either way the feed gets a ``FeedError`` and the other feeds go on.
 
-A worker is a new interpreter running ``parse_worker`` (the daemon has threads: forking
-it is unsafe), started once and reused: a parse costs a pickle of the body and of the
-entries, not a process start. A worker is sent the analyser (the matcher, the routes)
-once per version, not per job.
+A worker is started once and reused: a parse costs a pickle of the body and of the
+entries, not a process start. The daemon has threads, so it never forks: on Linux one
+template process (``python -m monitor.parse_worker --template``) imports the parser
+and the matcher once and forks every worker, each ready at once; a worker it forked is
+not the daemon's child, and the daemon stops it through its pidfd (``_Forked``).
+Elsewhere, or when the template fails, a worker is a new interpreter of its own. A
+worker is sent the analyser (the matcher, the routes) once per version, not per job.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import contextlib
 import logging
 import os
 import pickle
+import select
+import signal
 import socket
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
@@ -49,6 +55,28 @@ _ATTEMPTS = 3
 (on another feed's deadline) or had lost the analyser."""
 
 
+def _pidfds() -> bool:
+    """Whether this kernel lets this process open pidfds and signal through them (Linux
+    5.3 and later, and no seccomp profile refusing them): then workers are forked by a
+    template."""
+    if not (hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")):
+        return False
+    try:
+        pidfd = os.pidfd_open(os.getpid())
+    except OSError:
+        return False
+    try:
+        signal.pidfd_send_signal(pidfd, 0)
+    except OSError:
+        return False
+    finally:
+        os.close(pidfd)
+    return True
+
+
+_CAN_FORK = _pidfds()
+
+
 class _Stopped(Exception):
     """The worker was stopped on this job: past its deadline, or dead."""
 
@@ -61,33 +89,189 @@ class _Requeue(Exception):
     """The worker was stopped before it began this job: another worker takes it."""
 
 
+_FORK_WAIT = 30.0
+"""Seconds a worker start waits for the template's worker to say it is there (the
+template may still be importing)."""
+
+
+class _Forked:
+    """A worker the template forked, as much of ``subprocess.Popen`` as ``_Worker``
+    uses. It is not this process's child (the template reaps it), so it is signalled
+    and waited for through its pidfd, which names that process and no other, even once
+    it has ended."""
+
+    def __init__(self, pidfd: int) -> None:
+        os.set_inheritable(pidfd, False)  # recv_fds cannot ask for MSG_CMSG_CLOEXEC
+        self.pidfd = pidfd
+        self.returncode: int | None = None
+        """-9 once it has ended: its status went to the template."""
+        self._closed = False
+
+    def _ended(self, timeout: float) -> bool:
+        poller = select.poll()  # not select(): a pidfd may be past 1023
+        poller.register(self.pidfd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+
+    def poll(self) -> int | None:
+        if self.returncode is None and (self._closed or self._ended(0)):
+            self.returncode = -signal.SIGKILL
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+
+    def wait(self, timeout: float) -> int:
+        code = self.poll()
+        if code is None:
+            if not self._ended(timeout):
+                raise subprocess.TimeoutExpired("monitor.parse_worker", timeout)
+            code = self.returncode = -signal.SIGKILL
+        return code
+
+    def close(self) -> None:
+        """Once the process is stopped and waited for (``_Worker.kill``, once). Reaps it
+        if it has become this process's child: its template ended first, and this
+        process is the one orphans go to (PID 1 in a container, a subreaper)."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED | os.WNOHANG)
+            os.close(self.pidfd)
+
+
+class TemplateFailed(OSError):
+    """The template did not fork a worker: gone, or it answered nothing in time."""
+
+
+class _Template:
+    """``python -m monitor.parse_worker --template``: the process that forks the
+    workers. Used from any thread; ``close`` or ``kill`` it once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        """Held to send on ``control`` and to close it: never a closed (or reused) fd."""
+        self.forked = 0
+        self.control, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "monitor.parse_worker", "--template",
+                 str(child.fileno())], pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+        except BaseException:
+            self.control.close()
+            raise
+        finally:
+            child.close()
+        try:
+            self.control.sendall(pickle.dumps(sys.path, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            self.kill()
+            raise
+
+    def fork(self, max_memory: int | None) -> tuple[socket.socket, _Forked]:
+        """A new worker's socket and process. Raises ``TemplateFailed`` if the template
+        did not fork one, OSError if this process could not make the socket."""
+        sock, child = socket.socketpair()
+        try:
+            try:
+                with self._lock:
+                    if self.control.fileno() == -1:
+                        raise TemplateFailed("the parse worker template is closed")
+                    # one message, whole, whichever thread sends it
+                    socket.send_fds(self.control, [pickle.dumps(max_memory)],
+                                    [child.fileno()])
+                    self.forked += 1
+            except TemplateFailed:
+                raise
+            except OSError as exc:
+                raise TemplateFailed(f"the parse worker template is gone ({exc})") from exc
+            finally:
+                child.close()  # the worker holds it now (or nobody: EOF below)
+            sock.settimeout(_FORK_WAIT)
+            try:
+                data, fds, _, _ = socket.recv_fds(sock, 1, 1)
+            except OSError as exc:  # TimeoutError too
+                raise TemplateFailed(f"no worker from the parse worker template ({exc})"
+                                     ) from exc
+            if data != b"p" or len(fds) != 1:
+                for fd in fds:
+                    os.close(fd)
+                raise TemplateFailed("the parse worker template did not fork a worker")
+            sock.settimeout(None)
+        except BaseException:
+            sock.close()
+            raise
+        return sock, _Forked(fds[0])
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        """End it once its workers are stopped, and reap it: it kills any left, waits
+        for them (their CPU time joins its own, and this process's once reaped) and
+        ends. Killed at once if it never forked (it may still be importing), or if it
+        has not ended within 5 s."""
+        if not self.forked:
+            self.kill()
+            return
+        with self._lock:
+            self.control.close()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """Stop it now and reap it (a template that failed). Killed before its socket is
+        closed: it must not take the end of its socket for the pool's, and stop the
+        workers it forked, which the pool still uses."""
+        if self.process.poll() is None:
+            self.process.kill()
+        with self._lock:
+            self.control.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+
+
+def _spawn(max_memory: int | None) -> tuple[socket.socket, subprocess.Popen[bytes]]:
+    """A worker of its own: a new interpreter (where there is no template)."""
+    sock, child = socket.socketpair()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "monitor.parse_worker", str(child.fileno())],
+            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        child.close()
+    hello = pickle.dumps((sys.path, max_memory), protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        sock.sendall(struct.pack("!i", len(hello)) + hello)  # before the loop has it
+    except OSError:
+        process.kill()
+        process.wait()
+        sock.close()
+        raise
+    return sock, process
+
+
 class _Worker:
-    def __init__(self, max_memory: int | None) -> None:
+    def __init__(self, sock: socket.socket,
+                 process: subprocess.Popen[bytes] | _Forked) -> None:
         self.analyser: int | None = None
         """The version of the analyser this worker holds once it has done the jobs sent."""
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.stopped = False
+        self._stopping = threading.Lock()
         self.pending: collections.deque[asyncio.Future[tuple[Any, ...]]] = collections.deque()
         """The answers awaited, in the order the jobs were sent (the worker's order)."""
         self.failed = False
         self._reading: asyncio.Task[None] | None = None
-        self.sock, child = socket.socketpair()
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "monitor.parse_worker", str(child.fileno())],
-                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
-        except BaseException:
-            self.sock.close()
-            raise
-        finally:
-            child.close()
-        hello = pickle.dumps((sys.path, max_memory), protocol=pickle.HIGHEST_PROTOCOL)
-        try:
-            self.sock.sendall(struct.pack("!i", len(hello)) + hello)  # before the loop has it
-        except OSError:
-            self.kill()
-            raise
+        self.sock = sock
+        self.process = process
 
     async def connect(self) -> None:
         """The daemon's end of the socket as asyncio streams: jobs and answers go
@@ -168,14 +352,19 @@ class _Worker:
     def kill(self) -> None:
         """Stop the process and reap it (from any thread; ``close_stream`` first, on the
         loop's). Once is enough; a second call does nothing."""
-        if self.stopped:
-            return
-        self.stopped = True
-        if self.process.poll() is None:
-            self.process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(5)
-        self.sock.close()  # the stream's transport closes it too: closing twice is fine
+        with self._stopping:
+            if self.stopped:
+                return
+            self.stopped = True
+        try:
+            if self.process.poll() is None:
+                self.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(5)
+        finally:
+            if isinstance(self.process, _Forked):
+                self.process.close()
+            self.sock.close()  # the stream's transport closes it too: closing twice is fine
 
 
 class ParseWorkers:
@@ -200,15 +389,29 @@ class ParseWorkers:
         self._answered = asyncio.Event()
         """Set when a worker answers a job or is stopped: it has room again."""
         self._closed = False
+        self._template: _Template | None = None
+        """Forks the workers where there are pidfds; started as the pool is entered,
+        stopped by ``close``."""
+        self._no_template = False
+        """Set once a template failed: the workers start on their own from then on."""
+        self._template_lock = threading.Lock()
+        self._preparing: asyncio.Task[_Template | None] | None = None
         self.workers = workers
         self.killed = 0
         """Workers killed at their deadline (or found dead) since the start."""
 
     async def __aenter__(self) -> ParseWorkers:
+        """Starts the template (where there is one): it imports the parser and the
+        matcher while the first feeds are fetched. Workers start with the first parse."""
+        if _CAN_FORK:
+            self._preparing = asyncio.create_task(asyncio.to_thread(self._live_template),
+                                                  name="start the parse worker template")
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
+        if self._preparing is not None:
+            await asyncio.gather(self._preparing, return_exceptions=True)
         starting = list(self._starting)
         for task in starting:
             task.cancel()
@@ -222,6 +425,10 @@ class ParseWorkers:
             worker.kill()
         self._all.clear()
         self._ready.clear()
+        with self._template_lock:
+            template, self._template = self._template, None
+        if template is not None:
+            template.close()
 
     async def parse(self, body: bytes, headers: Mapping[str, str],
                     url: str | None = None) -> ParsedFeed:
@@ -314,7 +521,11 @@ class ParseWorkers:
 
     async def _start(self) -> _Worker:
         def make() -> _Worker:
-            worker = _Worker(self.max_memory)
+            worker = self._fork()
+            if worker is None:
+                if self._closed:
+                    raise FeedError("the parse workers are closed")
+                worker = _Worker(*_spawn(self.max_memory))
             self._all.add(worker)  # before the check: close kills it, or it sees closed
             if self._closed:  # the pool closed while this worker started
                 self._all.discard(worker)
@@ -339,6 +550,45 @@ class ParseWorkers:
             raise
         self._ready.append(worker)
         return worker
+
+    def _live_template(self) -> _Template | None:
+        """The template, started if need be (again, if it has ended); None where there
+        is none: no pidfds, the pool closed, or a template failed before (logged)."""
+        if not _CAN_FORK:
+            return None
+        with self._template_lock:
+            if self._closed or self._no_template:
+                return None
+            if self._template is not None and not self._template.alive():
+                self._template.kill()  # reaped
+                self._template = None
+            if self._template is None:
+                try:
+                    self._template = _Template()
+                except OSError as exc:
+                    self._no_template = True
+                    log.warning("the parse worker template did not start (%s); "
+                                "each worker starts on its own", exc)
+            return self._template
+
+    def _fork(self) -> _Worker | None:
+        """A worker forked by the template, or None where there is none. A template that
+        fails is stopped, and the workers start on their own from then on (logged)."""
+        template = self._live_template()
+        if template is None:
+            return None
+        try:
+            return _Worker(*template.fork(self.max_memory))
+        except TemplateFailed as exc:
+            with self._template_lock:
+                if self._template is not template:  # ``close`` took it: not a failure
+                    return None
+                self._template = None
+                self._no_template = True
+            log.warning("the parse worker template did not fork a worker (%s); "
+                        "the workers start on their own", exc)
+            template.kill()  # its workers, if any, go on until they are stopped
+            return None
 
     async def _failed(self, worker: _Worker) -> None:
         """A worker past a job's deadline, or dead: stopped, and no longer given jobs."""

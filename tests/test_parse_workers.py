@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from servers import FeedServer, rss
 
+from monitor import workers
 from monitor.analyse import Analysed, Analyser, NewItem, NewMatch
 from monitor.errors import FeedError
 from monitor.fetch import Fetcher
@@ -30,20 +31,44 @@ SLOW_AUTHOR = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</titl
                b"<title>x</title><author>" + b"a" * 400_000 + b"</author></item></channel></rss>")
 
 
-def running() -> int:
-    """This process's children running ``monitor.parse_worker`` (and not reaped)."""
-    count = 0
+def parse_processes() -> tuple[int, int]:
+    """This process's ``monitor.parse_worker`` descendants that have not ended: (parse
+    workers, templates). A template is this process's child; the workers are the
+    others: started on their own (its children) or forked by a template (the
+    template's children)."""
+    procs: dict[int, tuple[int, str, bytes]] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:  # gone meanwhile
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if (int(fields[1]) == os.getpid() and fields[0] != "Z"
-                and b"monitor.parse_worker" in cmdline):
-            count += 1
-    return count
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        procs[int(pid)] = (int(ppid), state, cmdline)
+
+    def descends(pid: int) -> bool:
+        for _ in range(64):  # bounded: a chain of parents
+            pid = procs[pid][0] if pid in procs else 0
+            if pid == os.getpid():
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    workers = templates = 0
+    for pid, (ppid, state, cmdline) in procs.items():
+        if state in "ZX" or b"monitor.parse_worker" not in cmdline or not descends(pid):
+            continue
+        if ppid == os.getpid() and b"--template" in cmdline.split(b"\0"):
+            templates += 1
+        else:
+            workers += 1
+    return workers, templates
+
+
+def running() -> int:
+    """This process's parse workers, however started (``parse_processes``)."""
+    return parse_processes()[0]
 
 
 def test_a_parse_past_its_deadline_is_killed_and_the_next_one_works() -> None:
@@ -57,7 +82,7 @@ def test_a_parse_past_its_deadline_is_killed_and_the_next_one_works() -> None:
     error, entries, killed = asyncio.run(go(), debug=True)
     assert "parsing took longer than 1.5s" in error
     assert (entries, killed) == (1, 1)
-    assert running() == 0  # the one stopped too, though the run ended right after
+    assert parse_processes() == (0, 0)  # the one stopped too, though the run ended right after
 
 
 def test_other_parses_go_on_while_one_is_stuck() -> None:
@@ -108,7 +133,7 @@ def test_other_feeds_are_polled_while_one_feed_is_stuck_in_its_parse(
             assert not slow.done(), "the good feeds waited for the stuck one"
             return done, await slow
     done, slow = asyncio.run(go())
-    assert running() == 0
+    assert parse_processes() == (0, 0)
     assert [r.ok for r in done] == [True] * 3
     assert not slow.ok and slow.error is not None and "parsing took longer" in slow.error
     assert {f.url: f.last_error for f in store.feeds()}[slow_url] == slow.error
@@ -179,22 +204,26 @@ def test_a_bug_in_matching_in_the_worker_costs_that_feed_and_is_logged(
 
 
 def test_the_first_parse_starts_every_worker_and_none_is_left_after() -> None:
-    """None before a feed needs parsing (a round of 304s needs none); then all at once,
-    since a worker takes a moment to import the parser and the matcher; none after."""
+    """None before a feed needs parsing (a round of 304s needs none); then all at once;
+    none after. On Linux the workers are forked by one template, which starts with the
+    pool (it imports the parser and the matcher while the first feeds are fetched) and
+    ends with it."""
 
-    async def go() -> tuple[int, int]:
+    async def go() -> tuple[tuple[int, int], tuple[int, int]]:
         async with ParseWorkers(timeout=5, max_memory_bytes=None, workers=2) as pool:
-            await asyncio.sleep(0.5)
-            before = running()
+            if pool._preparing is not None:
+                await pool._preparing
+            before = parse_processes()
             await pool.parse(rss({"title": "Tripoli", "guid": "1"}).encode(), {}, "http://x/")
             for _ in range(200):  # bounded: 10 s
                 if running() == 2:
                     break
                 await asyncio.sleep(0.05)
-            return before, running()
+            return before, parse_processes()
 
-    assert asyncio.run(go()) == (0, 2)
-    assert running() == 0
+    template = 1 if workers._CAN_FORK else 0
+    assert asyncio.run(go()) == ((0, template), (2, template))
+    assert parse_processes() == (0, 0)
 
 
 class UnloadableAnalyser(Analyser):
@@ -260,7 +289,7 @@ def test_a_feed_queued_behind_one_past_its_deadline_is_parsed_by_a_new_worker() 
     assert in_flight == 2
     assert "parsing took longer than 1.5s" in error
     assert (entries, killed) == (1, 1)
-    assert running() == 0
+    assert parse_processes() == (0, 0)
 
 
 def test_a_job_sent_while_the_worker_failed_to_take_a_new_analyser_is_sent_it_whole(
@@ -285,3 +314,173 @@ def test_a_job_sent_while_the_worker_failed_to_take_a_new_analyser_is_sent_it_wh
     assert first == ["libya"]
     assert isinstance(broken, FeedError)
     assert [m.watchlist for m in after.items[0].matches] == ["haftar"]
+
+
+forking = pytest.mark.skipif(not workers._CAN_FORK,
+                             reason="workers are forked by a template only where there "
+                                    "are pidfds (Linux 5.3 and later)")
+
+
+def _pid(pidfd: int) -> int:
+    """The process a pidfd of this process names."""
+    for line in Path(f"/proc/self/fdinfo/{pidfd}").read_text().splitlines():
+        if line.startswith("Pid:"):
+            return int(line.split()[1])
+    raise AssertionError("not a pidfd")
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command's name: [0] state, [1] parent, [11]
+    and [12] user and system CPU in clock ticks."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _worker_pid(pool: ParseWorkers) -> int:
+    (worker,) = pool._ready
+    assert isinstance(worker.process, workers._Forked)
+    return _pid(worker.process.pidfd)
+
+
+async def _gone(pid: int) -> bool:
+    """Whether ``pid`` has ended and been reaped, waiting up to 5 s (bounded)."""
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@forking
+def test_workers_are_forked_by_the_template_and_one_past_its_deadline_by_it_again() -> None:
+    """The template forks each worker, the one replacing a worker killed at its
+    deadline too; the killed one is stopped through its pidfd and reaped."""
+    ok = rss({"title": "Tripoli", "guid": "1"}).encode()
+
+    async def go() -> tuple[int, int, int, int, int, bool, tuple[int, int]]:
+        async with ParseWorkers(timeout=1.5, max_memory_bytes=None, workers=1) as pool:
+            await pool.parse(ok, {}, "http://x/")
+            assert pool._template is not None
+            template = pool._template.process.pid
+            first = _worker_pid(pool)
+            first_parent = int(_stat(first)[1])
+            with pytest.raises(FeedError):
+                await pool.parse(SLOW_AUTHOR, {}, "http://x/slow")
+            await pool.parse(ok, {}, "http://x/")
+            second = _worker_pid(pool)
+            return (template, first, first_parent, second, int(_stat(second)[1]),
+                    await _gone(first), parse_processes())
+
+    template, first, first_parent, second, second_parent, gone, during = asyncio.run(go())
+    assert first_parent == template and second_parent == template
+    assert second != first and gone
+    assert during == (1, 1)
+    assert parse_processes() == (0, 0)
+
+
+@forking
+def test_a_forked_workers_cpu_counts_in_this_process_once_the_pool_is_closed() -> None:
+    """The template waits for its workers and is reaped: their CPU time reaches
+    ``RUSAGE_CHILDREN`` (the bench's CPU figures count it)."""
+    import resource
+
+    items = "".join(f"<item><title>Tripoli {i}, said Haftar</title><guid>{i}</guid>"
+                    f"<description>Item {i} about Sarraj's government</description></item>"
+                    for i in range(1000))
+    busy = f'<rss version="2.0"><channel><title>t</title>{items}</channel></rss>'.encode()
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu(pid: int) -> float:
+        fields = _stat(pid)
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    def children() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    async def go() -> tuple[float, float]:
+        async with ParseWorkers(timeout=60, max_memory_bytes=None, workers=1) as pool:
+            for _ in range(3):
+                await pool.parse(busy, {}, "http://x/")
+            assert pool._template is not None
+            return cpu(pool._template.process.pid), cpu(_worker_pid(pool))
+
+    before = children()
+    template, worker = asyncio.run(go())
+    assert worker > 0.1  # enough to tell apart from the template's own
+    assert children() - before >= template + worker - 2 / tick
+
+
+@forking
+def test_a_worker_starts_on_its_own_when_the_template_cannot_fork_one(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def refuse(self: workers._Template, max_memory: int | None) -> None:
+        raise workers.TemplateFailed("refused for the test")
+
+    monkeypatch.setattr(workers._Template, "fork", refuse)
+
+    async def go() -> tuple[int, tuple[int, int], bool]:
+        async with ParseWorkers(timeout=10, max_memory_bytes=None, workers=1) as pool:
+            parsed = await pool.parse(rss({"title": "Tripoli", "guid": "1"}).encode(), {},
+                                      "http://x/")
+            (worker,) = pool._ready
+            return len(parsed.entries), parse_processes(), isinstance(worker.process,
+                                                                      workers._Forked)
+
+    entries, during, forked = asyncio.run(go())
+    assert (entries, during, forked) == (1, (1, 0), False)  # the template was stopped
+    assert "did not fork a worker (refused for the test); the workers start on their own" \
+        in caplog.text
+    assert parse_processes() == (0, 0)
+
+
+@forking
+def test_a_template_that_ended_is_started_again_for_the_next_worker() -> None:
+    ok = rss({"title": "Tripoli", "guid": "1"}).encode()
+
+    async def go() -> tuple[int, int, int, bool, tuple[int, int]]:
+        async with ParseWorkers(timeout=1.5, max_memory_bytes=None, workers=1) as pool:
+            await pool.parse(ok, {}, "http://x/")
+            assert pool._template is not None
+            ended = pool._template.process
+            orphan = _worker_pid(pool)
+            ended.kill()
+            ended.wait()
+            with pytest.raises(FeedError):  # its worker goes on, until this kills it
+                await pool.parse(SLOW_AUTHOR, {}, "http://x/slow")
+            parsed = await pool.parse(ok, {}, "http://x/")
+            assert pool._template is not None
+            return (len(parsed.entries), pool._template.process.pid, ended.pid,
+                    await _gone(orphan), parse_processes())
+
+    entries, template, ended, orphan_gone, during = asyncio.run(go())
+    assert entries == 1 and template != ended
+    assert orphan_gone
+    assert during == (1, 1)
+    assert parse_processes() == (0, 0)
+
+
+@forking
+def test_a_template_whose_pool_is_gone_kills_a_worker_stuck_in_a_parse() -> None:
+    """The daemon's end of the template's socket closes (the daemon died, SIGKILL)
+    while a worker is in a parse it would have stopped at its deadline: the template
+    kills it, instead of leaving it running for minutes as an orphan."""
+
+    async def go() -> tuple[bool, bool]:
+        async with ParseWorkers(timeout=600, max_memory_bytes=None, workers=1) as pool:
+            stuck = asyncio.create_task(pool.parse(SLOW_AUTHOR, {}, "http://x/slow"))
+            for _ in range(100):  # bounded: 5 s
+                if pool._ready and pool._ready[0].pending:
+                    break
+                await asyncio.sleep(0.05)
+            assert pool._template is not None
+            worker = _worker_pid(pool)
+            pool._template.control.close()  # what the kernel does when the daemon dies
+            template = pool._template.process
+            ended = await asyncio.to_thread(template.wait, 10) is not None
+            gone = await _gone(worker)
+            with pytest.raises(FeedError):
+                await stuck
+            return ended, gone
+
+    assert asyncio.run(go()) == (True, True)
+    assert parse_processes() == (0, 0)
