@@ -92,7 +92,7 @@ def template(control: socket.socket) -> None:
                 try:
                     os.wait()
                 except ChildProcessError:
-                    return
+                    os._exit(0)  # nothing to flush nor to tear down: the pool waits for this
         if not fds:
             continue
         (fd,) = fds
