@@ -390,28 +390,20 @@ class ParseWorkers:
         """Set when a worker answers a job or is stopped: it has room again."""
         self._closed = False
         self._template: _Template | None = None
-        """Forks the workers where there are pidfds; started as the pool is entered,
-        stopped by ``close``."""
+        """Forks the workers where there are pidfds; started with the first worker (a
+        round of 304s starts none), stopped by ``close``."""
         self._no_template = False
         """Set once a template failed: the workers start on their own from then on."""
         self._template_lock = threading.Lock()
-        self._preparing: asyncio.Task[_Template | None] | None = None
         self.workers = workers
         self.killed = 0
         """Workers killed at their deadline (or found dead) since the start."""
 
     async def __aenter__(self) -> ParseWorkers:
-        """Starts the template (where there is one): it imports the parser and the
-        matcher while the first feeds are fetched. Workers start with the first parse."""
-        if _CAN_FORK:
-            self._preparing = asyncio.create_task(asyncio.to_thread(self._live_template),
-                                                  name="start the parse worker template")
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._preparing is not None:
-            await asyncio.gather(self._preparing, return_exceptions=True)
         starting = list(self._starting)
         for task in starting:
             task.cancel()
