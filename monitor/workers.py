@@ -145,6 +145,13 @@ class TemplateFailed(OSError):
     """The template did not fork a worker: gone, or it answered nothing in time."""
 
 
+def _popen(*args: str | int) -> subprocess.Popen[bytes]:
+    """``python -m monitor.parse_worker ARGS``; the last is the socket's fd, passed on
+    (and no other)."""
+    return subprocess.Popen([sys.executable, "-m", "monitor.parse_worker", *map(str, args)],
+                            pass_fds=(int(args[-1]),), stdin=subprocess.DEVNULL)
+
+
 class _Template:
     """``python -m monitor.parse_worker --template``: the process that forks the
     workers. Used from any thread; ``close`` or ``kill`` it once."""
@@ -155,9 +162,7 @@ class _Template:
         self.forked = 0
         self.control, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "monitor.parse_worker", "--template",
-                 str(child.fileno())], pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+            self.process = _popen("--template", child.fileno())
         except BaseException:
             self.control.close()
             raise
@@ -238,9 +243,7 @@ def _spawn(max_memory: int | None) -> tuple[socket.socket, subprocess.Popen[byte
     """A worker of its own: a new interpreter (where there is no template)."""
     sock, child = socket.socketpair()
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "monitor.parse_worker", str(child.fileno())],
-            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+        process = _popen(child.fileno())
     except BaseException:
         sock.close()
         raise

@@ -31,20 +31,25 @@ SLOW_AUTHOR = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</titl
                b"<title>x</title><author>" + b"a" * 400_000 + b"</author></item></channel></rss>")
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command's name: [0] state, [1] parent, [11]
+    and [12] user and system CPU in clock ticks."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def parse_processes() -> tuple[int, int]:
     """This process's ``monitor.parse_worker`` descendants that have not ended: (parse
     workers, templates). A template is this process's child; the workers are the
     others: started on their own (its children) or forked by a template (the
     template's children)."""
     procs: dict[int, tuple[int, str, bytes]] = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            state, ppid = _stat(pid)[:2]
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:  # gone meanwhile
             continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        procs[int(pid)] = (int(ppid), state, cmdline)
+        procs[pid] = (int(ppid), state, cmdline)
 
     def descends(pid: int) -> bool:
         for _ in range(64):  # bounded: a chain of parents
@@ -324,12 +329,6 @@ def _pid(pidfd: int) -> int:
         if line.startswith("Pid:"):
             return int(line.split()[1])
     raise AssertionError("not a pidfd")
-
-
-def _stat(pid: int) -> list[str]:
-    """/proc/PID/stat's fields after the command's name: [0] state, [1] parent, [11]
-    and [12] user and system CPU in clock ticks."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def _worker_pid(pool: ParseWorkers) -> int:
