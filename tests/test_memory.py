@@ -39,7 +39,8 @@ def own_peak_mb():
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 peak = {"code": code, "self_mb": own_peak_mb(),
-        # an upper bound: a worker's figure includes the daemon's RSS when it forked it
+        # the largest worker (forked by the template, which waits for them, or started
+        # by the daemon); an upper bound: it includes the daemon's RSS when it forked
         "children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 print("PEAK " + json.dumps(peak), file=sys.stderr)
 """
