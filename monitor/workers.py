@@ -179,20 +179,18 @@ class _Template:
         did not fork one, OSError if this process could not make the socket."""
         sock, child = socket.socketpair()
         try:
-            try:
-                with self._lock:
-                    if self.control.fileno() == -1:
-                        raise TemplateFailed("the parse worker template is closed")
-                    # one message, whole, whichever thread sends it
+            # ``child`` is closed here either way: the worker holds it now (or nobody,
+            # and the wait below reads EOF)
+            with self._lock, contextlib.closing(child):
+                if self.control.fileno() == -1:
+                    raise TemplateFailed("the parse worker template is closed")
+                try:  # one message, whole, whichever thread sends it
                     socket.send_fds(self.control, [pickle.dumps(max_memory)],
                                     [child.fileno()])
-                    self.forked += 1
-            except TemplateFailed:
-                raise
-            except OSError as exc:
-                raise TemplateFailed(f"the parse worker template is gone ({exc})") from exc
-            finally:
-                child.close()  # the worker holds it now (or nobody: EOF below)
+                except OSError as exc:
+                    raise TemplateFailed(f"the parse worker template is gone ({exc})"
+                                         ) from exc
+                self.forked += 1
             sock.settimeout(_FORK_WAIT)
             try:
                 data, fds, _, _ = socket.recv_fds(sock, 1, 1)
