@@ -152,7 +152,7 @@ class App:
                             max_entries=p.max_entries)
 
     def poller(self, fetcher: Fetcher, analyse: AnalyseFn = analyse_in_thread,
-               owner: str | None = None) -> Poller:
+               owner: str | None = None, prepare: Callable[[], None] | None = None) -> Poller:
         """With ``owner``, each poll's write must hold that worker's claim on the feed."""
         websub = self.config.settings.websub
         subscriber = None
@@ -165,7 +165,7 @@ class App:
         return Poller(self.store, fetcher, self.watchlists, self.routes, self.feed_options,
                       min_rules=self.min_rules, default_options=default,
                       story_window=self.config.settings.alerts.story_window,
-                      analyse=analyse,
+                      analyse=analyse, prepare=prepare,
                       owner=owner, websub=subscriber)
 
     @property
@@ -349,7 +349,8 @@ async def run_once(app: App) -> OnceReport:
     settle_gc()
     report = OnceReport()
     async with app.fetcher() as fetcher, app.parse_workers() as workers:
-        poller = app.poller(fetcher, workers.analyse, owner=app.worker)
+        poller = app.poller(fetcher, workers.analyse, owner=app.worker,
+                            prepare=workers.prepare)
         db = app.config.settings.database
         report.polls = await poll_every_feed(
             app.store, poller, app.worker, app.clock, lease=db.lease,
@@ -397,12 +398,13 @@ class Jobs:
 
     def __init__(self, app: App, fetcher: Fetcher, *, metrics: Metrics | None = None,
                  heartbeat: Heartbeat | None = None, analyse: AnalyseFn = analyse_in_thread,
+                 prepare: Callable[[], None] | None = None,
                  on_settings: Callable[[int], None] | None = None) -> None:
         self.app = app
         self.on_settings = on_settings
         """Told the version when another worker published new settings (a reload)."""
         self._settings_asked: int | None = None
-        self.poller = app.poller(fetcher, analyse, owner=app.worker)
+        self.poller = app.poller(fetcher, analyse, owner=app.worker, prepare=prepare)
         self.dispatcher = app.dispatcher(on_counts=self._observe_dispatch)
         self.metrics = metrics
         self.heartbeat = heartbeat

@@ -220,7 +220,8 @@ class Poller:
                  analyse: AnalyseFn = analyse_in_thread,
                  owner: str | None = None,
                  websub: Subscriber | None = None,
-                 default_options: FeedOptions | None = None) -> None:
+                 default_options: FeedOptions | None = None,
+                 prepare: Callable[[], None] | None = None) -> None:
         self.store = store
         self.owner = owner
         """The worker whose claims this poller's writes must hold (None: no claims)."""
@@ -234,6 +235,9 @@ class Poller:
         self.jitter = jitter
         self.story_window = story_window
         self.analyse = analyse
+        self.prepare = prepare
+        """Called before a feed without validators is fetched: its body comes back
+        whole, to be analysed (``ParseWorkers.prepare`` starts the workers then)."""
         self.websub = websub
         """Subscribes feeds that advertise a WebSub hub (None: WebSub off)."""
         self.writer = PollWriter(store, story_window)
@@ -276,6 +280,8 @@ class Poller:
 
     async def _poll(self, feed: FeedRow, now: datetime, ticket: Ticket) -> PollReport:
         options = self.options.get(feed.url, self.default_options)
+        if self.prepare is not None and not feed.etag and not feed.last_modified:
+            self.prepare()
         result = await self.fetcher.fetch(feed.location, feed.etag, feed.last_modified,
                                           options.auth)
         if result.error is None and result.not_modified:

@@ -195,7 +195,8 @@ class Service:
         self.metrics.declare((w.name for w in self.app.watchlists),
                              (c.name for c in self.app.channels))
         self._jobs = Jobs(self.app, fetcher, metrics=self.metrics, heartbeat=self.heartbeat,
-                          analyse=workers.analyse, on_settings=self._follow_settings)
+                          analyse=workers.analyse, prepare=workers.prepare,
+                          on_settings=self._follow_settings)
         self._jobs.start()
 
     async def _stop_jobs(self) -> None:

@@ -423,6 +423,15 @@ class ParseWorkers:
         if template is not None:
             template.close()
 
+    def prepare(self) -> None:
+        """Start the workers now, unless some are up or starting (or the pool is
+        closed): the poller calls this before fetching a feed without validators, whose
+        body will come back whole. Their start (the template's imports) then runs while
+        the first feeds are fetched, not after the first body arrives. A round of 304s
+        never calls it, and starts no worker."""
+        if not self._closed and not self._ready and not self._starting:
+            self._start_missing()
+
     async def parse(self, body: bytes, headers: Mapping[str, str],
                     url: str | None = None) -> ParsedFeed:
         """The parsed feed; raises FeedError."""
@@ -496,7 +505,7 @@ class ParseWorkers:
         (below ``_DEPTH``), not one still starting. The first job starts every missing
         worker at once: a process takes a moment to import the parser and
         the matcher, and the next feeds would each wait for one. None is started before
-        a feed needs parsing (a round of 304s needs none)."""
+        a feed needs parsing (a round of 304s needs none), or ``prepare`` says one will."""
         while True:
             room = [w for w in self._ready if len(w.pending) < _DEPTH]
             idle = [w for w in room if not w.pending]

@@ -8,11 +8,14 @@ import asyncio
 import ipaddress
 import os
 import pickle
+import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from servers import FeedServer, rss
+from servers import FeedServer, Route, rss
 
 from monitor import workers
 from monitor.analyse import Analysed, Analyser, NewItem, NewMatch
@@ -226,6 +229,54 @@ def test_the_first_parse_starts_every_worker_and_none_is_left_after() -> None:
 
     assert asyncio.run(go()) == ((0, 0), (2, 1 if workers._CAN_FORK else 0))
     assert parse_processes() == (0, 0)
+
+
+def test_a_feed_without_validators_has_the_workers_started_while_it_is_fetched(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    """Its answer will be a body to parse: the poller starts the workers as it fetches
+    it, so their start runs beside the first fetches, not after the first body. A feed
+    with an ETag, answered 304, starts none."""
+    up: list[int] = []
+
+    def held(handler: BaseHTTPRequestHandler) -> None:  # answers once they are up (10 s at most)
+        for _ in range(200):
+            if running() == 2:
+                break
+            time.sleep(0.05)
+        up.append(running())
+        body = rss({"title": "Tripoli", "guid": "1"}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rss+xml")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    feed_server.routes["/new"] = Route(handler=held)
+    same = feed_server.serve("/same", b"", status=304)
+    engine = create(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(engine)
+    store = Store(engine)
+    store.sync_feeds([(u, None, timedelta(minutes=5)) for u in (feed_server.url("/new"), same)],
+                     NOW)
+    feeds = {f.url: f for f in store.feeds()}
+
+    async def go() -> tuple[tuple[int, int], PollReport]:
+        async with Fetcher(timeout=20, max_body_bytes=1_000_000, concurrency=4, user_agent="t",
+                           allow_private_networks=LOCAL) as fetcher, \
+                ParseWorkers(timeout=5, max_memory_bytes=None, workers=2) as pool:
+            poller = Poller(store, fetcher, [], {}, jitter=lambda: 0.0, analyse=pool.analyse,
+                            prepare=pool.prepare)
+            unchanged = await poller.poll(replace(feeds[same], etag='"v1"'), NOW)
+            assert unchanged.status == 304
+            after_304 = parse_processes()
+            return after_304, await poller.poll(feeds[feed_server.url("/new")], NOW)
+
+    after_304, new = asyncio.run(go())
+    assert after_304 == (0, 0)
+    assert up == [2], "the workers were not started before the body was sent"
+    assert new.ok and new.counts.new_items == 1
+    assert parse_processes() == (0, 0)
+    engine.dispose()
 
 
 class UnloadableAnalyser(Analyser):
