@@ -25,6 +25,7 @@ from monitor.store import (
     migrate,
     schema_status,
 )
+from monitor.store import db as db_module
 from monitor.store import items as items_module
 from monitor.store.models import Base, Item, sqlite_text
 
@@ -74,6 +75,31 @@ def test_migrate_is_idempotent_and_refuses_a_newer_schema(engine: Engine) -> Non
         conn.execute(text("update alembic_version set version_num = 'f00d'"))
     with pytest.raises(StoreError, match="made by a newer monitor"):
         migrate(engine)
+
+
+def test_a_new_sqlite_file_gets_large_pages_and_an_old_one_keeps_its_own(
+        tmp_path: Path) -> None:
+    """Items are about 1.5 kB of text: a new file gets ``SQLITE_PAGE_SIZE`` pages. A file
+    made before (with SQLite's 4 kB pages) keeps them, and its rows."""
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE kept (x INTEGER)")
+        conn.execute("INSERT INTO kept VALUES (7)")
+    conn.close()
+    sizes = {}
+    for name in ("new.db", "old.db"):
+        engine = create(f"sqlite:///{tmp_path / name}")
+        migrate(engine)
+        with engine.connect() as c:
+            sizes[name] = c.execute(text("PRAGMA page_size")).scalar()
+        engine.dispose()
+    assert sizes == {"new.db": db_module.SQLITE_PAGE_SIZE, "old.db": 4096}
+    assert db_module.SQLITE_PAGE_SIZE > 4096
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("SELECT x FROM kept").fetchall() == [(7,)]
+    conn.close()
 
 
 def test_an_item_is_stored_once_per_feed(store: Store) -> None:
