@@ -307,17 +307,25 @@ def test_a_worker_whose_new_analyser_failed_to_load_is_sent_the_next_one_whole()
 
 
 def test_a_new_item_comes_back_from_a_worker_equal_to_itself() -> None:
-    """``NewItem`` is pickled as its values (``__reduce__``): every field comes back,
-    matches and date included, and the copy is a ``NewItem`` like any other."""
+    """``NewItem`` is pickled as its values, alone or in a worker's ``Analysed``
+    answer: every field comes back, matches and date included, and each copy is a
+    ``NewItem`` like any other."""
     match = NewMatch("libya", [{"index": 0, "rule": "Tripoli", "terms": []}], "snippet",
                      [[0, 7]], ("desk",))
     item = NewItem("key", "guid", "https://x/1", "Tripoli", "summary", "content", "author",
                    NOW, (match,), title_key="tk", simhash="00ff00ff00ff00ff")
+    plain = NewItem("k2", None, None, "Benghazi", "", "", "", None)
     copy = pickle.loads(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
     assert copy == item and type(copy) is NewItem
-    assert copy.__dict__ == item.__dict__
+    assert copy._asdict() == item._asdict()
     with pytest.raises(AttributeError):  # still frozen
         copy.title = "x"  # type: ignore[misc]
+    answer = Analysed(ParsedFeed(title="t", link=None, entries=()), [item, plain],
+                      ["key", "k2"], [NOW])
+    back = pickle.loads(pickle.dumps(("ok", answer), protocol=pickle.HIGHEST_PROTOCOL))[1]
+    assert back == answer and [type(i) for i in back.items] == [NewItem, NewItem]
+    assert [i._asdict() for i in back.items] == [item._asdict(), plain._asdict()]
+    assert back.items[1].matches == () and back.items[1].simhash is None
 
 
 def test_a_feed_queued_behind_one_past_its_deadline_is_parsed_by_a_new_worker() -> None:

@@ -326,7 +326,7 @@ def test_a_poll_that_breaks_its_batch_costs_only_itself(engine: Engine) -> None:
     store = BatchCountingStore(engine)
     store_on(engine)
     a, b, c = (ids(store)[url] for url in FEEDS)
-    broken = dataclasses.replace(item("b1"), published_at=cast(Any, "yesterday"))
+    broken = item("b1")._replace(published_at=cast(Any, "yesterday"))
     polls = [PollWrite(a, ok(NOW), [item("a1", "email")], ["a1"]),
              PollWrite(b, ok(NOW), [broken], ["b1"]),
              PollWrite(c, FetchState(NOW, NOW + timedelta(hours=1), True, 304), [], [])]

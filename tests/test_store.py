@@ -231,8 +231,8 @@ def test_a_large_poll_is_stored_in_bulk_with_stories_merged_in_feed_order(
     later copy of a story merges into the earlier one's alert, within the same poll."""
     (feed,) = store.feeds()
     items = [item(f"k{n}") for n in range(600)]
-    first = dataclasses.replace(item("k100", "email"), title_key="t" * 64)
-    later = dataclasses.replace(item("k400", "email", "log"), title_key="t" * 64)
+    first = item("k100", "email")._replace(title_key="t" * 64)
+    later = item("k400", "email", "log")._replace(title_key="t" * 64)
     items[100], items[400] = first, later
     items.append(item("k5"))  # served twice in one response: stored once
     counts = store.record_poll(feed.id, ok(), items, [i.key for i in items])
@@ -290,7 +290,7 @@ def test_a_driver_error_in_the_bulk_insert_refuses_the_batch_and_lists_no_parame
     (PostgreSQL's own message quotes the failing row.)"""
     (feed,) = store.feeds()
     rows = [item(f"k{n}") for n in range(100)]
-    rows[70] = dataclasses.replace(rows[70], title=None, summary="the text of the item")
+    rows[70] = rows[70]._replace(title=None, summary="the text of the item")
     results = store.record_polls([PollWrite(feed.id, ok(), rows, [i.key for i in rows])])
     assert len(results) == 1 and isinstance(results[0], StoreError)
     message = str(results[0])
@@ -309,13 +309,13 @@ def test_a_batch_that_fails_after_its_stories_leaves_them_nowhere(
     store.sync_feeds([("https://example.org/rss", "Example", timedelta(minutes=5))], NOW)
     (feed,) = store.feeds()
     key = {"title_key": "s" * 64}
-    lost = dataclasses.replace(item("a1", "email"), **key)
+    lost = item("a1", "email")._replace(**key)
     broken = item("a2", "email", watchlist="no such watchlist")
     with pytest.raises(KeyError):
         store.record_polls([PollWrite(feed.id, ok(), [lost, broken], ["a1", "a2"])])
     assert keys(store, feed.id) == set()
     assert len(items_module._CACHES[store.engine].index) == 0
-    later = dataclasses.replace(item("a3", "email"), **key)
+    later = item("a3", "email")._replace(**key)
     (counts,) = store.record_polls([PollWrite(feed.id, ok(), [later], ["a3"])])
     assert isinstance(counts, PollCounts) and counts.alerts == 1
     (alert,) = store.alerts(["pending", "merged"])
@@ -344,8 +344,8 @@ def test_each_match_of_a_poll_keeps_its_item_watchlist_snippet_and_channels(
     (feed,) = store.feeds()
     oil = NewMatch("oil", [{"index": 0, "rule": "oil", "terms": []}], "oil", [], ("log",))
     libya = dataclasses.replace(item("k1", "email").matches[0], snippet="libya")
-    items = [item("k0"), dataclasses.replace(item("k1"), matches=(libya, oil)),
-             item("k2"), dataclasses.replace(item("k3"), matches=(oil,))]
+    items = [item("k0"), item("k1")._replace(matches=(libya, oil)),
+             item("k2"), item("k3")._replace(matches=(oil,))]
     counts = store.record_poll(feed.id, ok(), items, [i.key for i in items])
     assert (counts.new_items, counts.matches, counts.alerts) == (4, 3, 3)
     assert counts.by_watchlist == {"libya": 1, "oil": 2}
@@ -366,13 +366,13 @@ def test_stories_join_across_polls_and_feeds_within_the_window(store: Store) -> 
                       ("https://other.example/rss", "Other", timedelta(minutes=5))], NOW)
     a, b = store.feeds()
     same = {"title_key": "s" * 64}
-    store.record_poll(a.id, ok(), [dataclasses.replace(item("a1", "email"), **same)])
-    store.record_poll(b.id, ok(), [dataclasses.replace(item("b1", "email"), **same)])
+    store.record_poll(a.id, ok(), [item("a1", "email")._replace(**same)])
+    store.record_poll(b.id, ok(), [item("b1", "email")._replace(**same)])
     first, second = sorted(store.alerts(["pending", "merged"]), key=lambda x: x.id)
     assert (first.status, second.status) == ("pending", "merged")
     assert first.story_id == second.story_id
     later = dataclasses.replace(ok(), checked_at=NOW + timedelta(hours=49))  # past 48 h
-    store.record_poll(a.id, later, [dataclasses.replace(item("a2", "email"), **same)])
+    store.record_poll(a.id, later, [item("a2", "email")._replace(**same)])
     third = max(store.alerts(["pending", "merged"]), key=lambda x: x.id)
     assert third.status == "pending" and third.story_id not in (first.story_id, None)
 
@@ -405,14 +405,14 @@ def test_the_story_index_is_kept_between_batches_and_reads_only_the_rows_stored_
         return PollWrite(feed_id, dataclasses.replace(ok(), checked_at=at), list(items),
                          [i.key for i in items])
 
-    first = store.record_polls([poll(a.id, dataclasses.replace(item("a1", "email"), **key),
+    first = store.record_polls([poll(a.id, item("a1", "email")._replace(**key),
                                      item("a2", "email")),
                                 poll(b.id, item("b1", "email"))])
     assert [r.alerts for r in first if isinstance(r, PollCounts)] == [2, 1]
     kept = items_module._CACHES[store.engine]
     index = kept.index
     assert len(index) == 0  # read before the batch stored its rows
-    second = store.record_polls([poll(b.id, dataclasses.replace(item("b2", "email"), **key),
+    second = store.record_polls([poll(b.id, item("b2", "email")._replace(**key),
                                       hours=1)])
     assert kept.index is index and len(index) == 3  # the first batch's rows, added
     assert second[0] == PollCounts(new_items=1, matches=1, alerts=0,
