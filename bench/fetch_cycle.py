@@ -1,13 +1,15 @@
 """Poll-cycle benchmark: monitor end to end (fetch, parse, match, store) against
 lemon24's reader, on the same local corpus, in one run.
 
-    python -m bench.fetch_cycle [--sizes 1000,10000] [--items 20] [--no-reader]
+    python -m bench.fetch_cycle [--sizes 1000,10000] [--items 20] [--no-reader] [--repeat N]
 
 For each size, a fresh local server and a fresh database per tool: a cold cycle (every
 feed 200), a warm one (every feed 304) and an "advance" one (a fifth of the feeds have
 new items). Each tool runs in its own process so its peak memory is its own. The server
 makes every body before the tool starts (``--prebuild``): made on demand, the bodies
 took about 1.4 s of CPU from the cold cycle of 1,000 feeds, on the tool's two cores.
+With ``--repeat N`` the tools run N times each, in turn, and the ratios' median is
+reported with their range.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -128,6 +131,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--no-reader", action="store_true", help="skip the reader reference")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs of each tool per size, alternated, with the median ratio "
+                        "(this machine's speed drifts by a third from minute to minute)")
     p.add_argument("--child", choices=("monitor", "reader"), help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--feeds", type=int, help=argparse.SUPPRESS)
@@ -139,28 +145,43 @@ def main() -> None:
         return
     print(f"corpus: seed {args.seed}, {args.items} items per feed, RSS/Atom/RDF; "
           f"concurrency {args.concurrency}")
+    tools = ["monitor"] + ([] if args.no_reader else ["reader"])
     for size in (int(s) for s in args.sizes.split(",")):
-        tools = ["monitor"] + ([] if args.no_reader else ["reader"])
-        results = {t: run_child(t, size, args.items, args.seed, args.concurrency) for t in tools}
-        for tool, r in results.items():
-            line = "  ".join(
-                f"{c} {r[c]:7.2f}s ({size / r[c]:7.0f} feeds/s, "
-                f"{r[c + '_items'] / r[c]:7.0f} items/s)" for c in ("cold", "warm", "advance"))
-            print(f"{size:>6} feeds  {tool:<8} {line}  peak {r['peak_mb']:.0f} MB")
-            cpu = "  ".join(f"{c} {r[c + '_cpu']:7.2f}s" for c in ("cold", "warm", "advance"))
-            print(f"{'':>6}        {tool:<8} CPU (user+sys, its processes): {cpu}")
-        m = results["monitor"]
-        if "cold_errors" in m and (m["cold_errors"] or m["warm_errors"]):
-            print(f"        monitor errors: cold {m['cold_errors']:.0f}, "
-                  f"warm {m['warm_errors']:.0f}")
-        if "reader" in results:
-            rd = results["reader"]
-            ratios = "  ".join(f"{c} ×{rd[c] / m[c]:.1f}" for c in ("cold", "warm", "advance"))
-            print(f"        monitor vs reader: {ratios} (times faster)")
-            ratios = "  ".join(f"{c} ×{rd[c + '_cpu'] / m[c + '_cpu']:.1f}"
-                               for c in ("cold", "warm", "advance"))
-            print(f"        monitor vs reader, CPU: {ratios} (times less)")
+        runs: list[dict[str, dict[str, float]]] = []
+        for n in range(args.repeat):  # alternated: a slower minute weighs on both tools
+            if args.repeat > 1:
+                print(f"run {n + 1} of {args.repeat}")
+            results = {t: run_child(t, size, args.items, args.seed, args.concurrency)
+                       for t in tools}
+            runs.append(results)
+            _report(size, results)
+        if args.repeat > 1 and "reader" in tools:
+            cycles = ("cold", "warm", "advance")
+            ratios = {c: [r["reader"][c] / r["monitor"][c] for r in runs] for c in cycles}
+            print(f"        monitor vs reader over {args.repeat} alternated runs, median: "
+                  + "  ".join(f"{c} ×{statistics.median(ratios[c]):.1f} "
+                              f"(×{min(ratios[c]):.1f}-×{max(ratios[c]):.1f})" for c in cycles))
 
+
+def _report(size: int, results: dict[str, dict[str, float]]) -> None:
+    for tool, r in results.items():
+        line = "  ".join(
+            f"{c} {r[c]:7.2f}s ({size / r[c]:7.0f} feeds/s, "
+            f"{r[c + '_items'] / r[c]:7.0f} items/s)" for c in ("cold", "warm", "advance"))
+        print(f"{size:>6} feeds  {tool:<8} {line}  peak {r['peak_mb']:.0f} MB")
+        cpu = "  ".join(f"{c} {r[c + '_cpu']:7.2f}s" for c in ("cold", "warm", "advance"))
+        print(f"{'':>6}        {tool:<8} CPU (user+sys, its processes): {cpu}")
+    m = results["monitor"]
+    if "cold_errors" in m and (m["cold_errors"] or m["warm_errors"]):
+        print(f"        monitor errors: cold {m['cold_errors']:.0f}, "
+              f"warm {m['warm_errors']:.0f}")
+    if "reader" in results:
+        rd = results["reader"]
+        ratios = "  ".join(f"{c} ×{rd[c] / m[c]:.1f}" for c in ("cold", "warm", "advance"))
+        print(f"        monitor vs reader: {ratios} (times faster)")
+        ratios = "  ".join(f"{c} ×{rd[c + '_cpu'] / m[c + '_cpu']:.1f}"
+                           for c in ("cold", "warm", "advance"))
+        print(f"        monitor vs reader, CPU: {ratios} (times less)")
 
 if __name__ == "__main__":
     main()
