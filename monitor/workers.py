@@ -429,8 +429,13 @@ class ParseWorkers:
         body will come back whole. Their start (the template's imports) then runs while
         the first feeds are fetched, not after the first body arrives. A round of 304s
         never calls it, and starts no worker."""
-        if not self._closed and not self._ready and not self._starting:
-            self._start_missing()
+        if self._closed or self._ready or self._starting:
+            return
+        # The template's interpreter starts here, on the loop's thread (a spawn, a few
+        # ms): the workers' start, in a thread, waits for its imports. Started by that
+        # task instead, it would wait for every poll begun meanwhile to reach its fetch.
+        self._live_template()
+        self._start_missing()
 
     async def parse(self, body: bytes, headers: Mapping[str, str],
                     url: str | None = None) -> ParsedFeed:
