@@ -139,6 +139,8 @@ def main() -> None:
     p.add_argument("--feeds", type=int, help=argparse.SUPPRESS)
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
     if args.child:
         fn = child_monitor if args.child == "monitor" else child_reader
         print(json.dumps(fn(args.port, args.feeds, args.workdir, args.concurrency)))
@@ -182,6 +184,7 @@ def _report(size: int, results: dict[str, dict[str, float]]) -> None:
         ratios = "  ".join(f"{c} ×{rd[c + '_cpu'] / m[c + '_cpu']:.1f}"
                            for c in ("cold", "warm", "advance"))
         print(f"        monitor vs reader, CPU: {ratios} (times less)")
+
 
 if __name__ == "__main__":
     main()

@@ -236,8 +236,9 @@ class Poller:
         self.story_window = story_window
         self.analyse = analyse
         self.prepare = prepare
-        """Called before a feed without validators is fetched: its body comes back
-        whole, to be analysed (``ParseWorkers.prepare`` starts the workers then)."""
+        """Called before a feed without validators (and not failing) is fetched: its
+        body comes back whole, to be analysed (``ParseWorkers.prepare`` starts the
+        workers then)."""
         self.websub = websub
         """Subscribes feeds that advertise a WebSub hub (None: WebSub off)."""
         self.writer = PollWriter(store, story_window)
@@ -280,8 +281,12 @@ class Poller:
 
     async def _poll(self, feed: FeedRow, now: datetime, ticket: Ticket) -> PollReport:
         options = self.options.get(feed.url, self.default_options)
-        if self.prepare is not None and not feed.etag and not feed.last_modified:
-            self.prepare()
+        if (self.prepare is not None and not feed.etag and not feed.last_modified
+                and not feed.consecutive_failures):  # a failing feed may well fail again
+            try:
+                self.prepare()
+            except Exception:  # only a head start: the analysis starts the workers anyway
+                log.exception("starting the parse workers ahead of %s failed", feed.url)
         result = await self.fetcher.fetch(feed.location, feed.etag, feed.last_modified,
                                           options.auth)
         if result.error is None and result.not_modified:

@@ -391,8 +391,8 @@ class ParseWorkers:
         """Set when a worker answers a job or is stopped: it has room again."""
         self._closed = False
         self._template: _Template | None = None
-        """Forks the workers where there are pidfds; started with the first worker (a
-        round of 304s starts none), stopped by ``close``."""
+        """Forks the workers where there are pidfds; started with the first worker or
+        by ``prepare`` (a round of 304s starts none), stopped by ``close``."""
         self._no_template = False
         """Set once a template failed: the workers start on their own from then on."""
         self._template_lock = threading.Lock()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -7,7 +8,7 @@ from servers import rss
 
 from monitor.dedup import identity
 from monitor.errors import FeedError
-from monitor.parse import parse_feed
+from monitor.parse import Entry, parse_feed
 
 ATOM = """<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom"><title>Atom wire</title>
@@ -32,6 +33,17 @@ def test_atom_entries() -> None:
     (e,) = parse_feed(ATOM.encode()).entries
     assert (e.guid, e.link, e.title) == ("urn:1", "https://example.org/1", "Haftar advances")
     assert e.summary == "The Berlin conference" and e.content == ""
+
+
+def test_an_entry_read_by_either_parser_is_an_entry_like_any_other() -> None:
+    """``_entry`` makes an ``Entry`` without its ``__init__``: it must set every field,
+    in order, and nothing else."""
+    for fast in (True, False):
+        for e in (*parse_feed(ATOM.encode(), fast=fast).entries,
+                  *parse_feed(rss({"title": "Tripoli", "guid": "g1"}).encode(),
+                              fast=fast).entries):
+            assert list(vars(e)) == [f.name for f in fields(Entry)]
+            assert e == Entry(**vars(e))
 
 
 def test_charset_comes_from_the_headers() -> None:

@@ -279,6 +279,53 @@ def test_a_feed_without_validators_has_the_workers_started_while_it_is_fetched(
     engine.dispose()
 
 
+def test_only_a_feed_that_will_send_a_body_has_the_workers_started_ahead(
+        tmp_path: Path, feed_server: FeedServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A feed with an ETag or a Last-Modified may be answered 304, and a failing feed
+    may fail again: neither starts the workers ahead. A start that fails costs the
+    poll nothing (logged); a closed pool starts no process."""
+    url = feed_server.serve("/f", rss({"title": "Tripoli", "guid": "1"}))
+    engine = create(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(engine)
+    store = Store(engine)
+    store.sync_feeds([(url, None, timedelta(minutes=5))], NOW)
+    (feed,) = store.feeds()
+    asked: list[str] = []
+
+    def prepare() -> None:
+        asked.append(feed.url)
+        raise RuntimeError("no workers today")
+
+    async def go() -> list[PollReport]:
+        async with Fetcher(timeout=5, max_body_bytes=1_000_000, concurrency=4, user_agent="t",
+                           allow_private_networks=LOCAL) as fetcher:
+            poller = Poller(store, fetcher, [], {}, jitter=lambda: 0.0, prepare=prepare)
+            reports = []
+            for variant in (replace(feed, etag='"v1"'),
+                            replace(feed, last_modified="Mon, 19 Jan 2026 12:00:00 GMT"),
+                            replace(feed, consecutive_failures=2)):
+                reports.append(await poller.poll(variant, NOW))
+                assert asked == [], variant
+            reports.append(await poller.poll(replace(feed, consecutive_failures=0), NOW))
+            return reports
+
+    reports = asyncio.run(go())
+    assert asked == [url]
+    assert [r.ok for r in reports] == [True] * 4
+    assert "starting the parse workers ahead of" in caplog.text
+    assert "no workers today" in caplog.text
+
+    async def closed() -> tuple[int, int]:
+        pool = ParseWorkers(timeout=5, max_memory_bytes=None, workers=2)
+        pool.close()
+        pool.prepare()
+        await asyncio.sleep(0.2)
+        return parse_processes()
+
+    assert asyncio.run(closed()) == (0, 0)
+    engine.dispose()
+
+
 class UnloadableAnalyser(Analyser):
     """An analyser whose copy fails to load in the worker (as one past the memory cap)."""
 
