@@ -40,16 +40,22 @@ class Seen:
     headers: dict[str, str]
 
 
+def send(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str],
+         body: bytes) -> None:
+    """A whole answer, with its length: for a ``Route`` handler of a test's own."""
+    handler.send_response(status)
+    for k, v in headers.items():
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send(self, status, headers, body)
 
     def log_message(self, *args: object) -> None:
         pass

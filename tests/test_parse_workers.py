@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from servers import FeedServer, Route, rss
+from servers import FeedServer, Route, rss, send
 
 from monitor import workers
 from monitor.analyse import Analysed, Analyser, NewItem, NewMatch
@@ -244,12 +244,8 @@ def test_a_feed_without_validators_has_the_workers_started_while_it_is_fetched(
                 break
             time.sleep(0.05)
         up.append(running())
-        body = rss({"title": "Tripoli", "guid": "1"}).encode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/rss+xml")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        send(handler, 200, {"Content-Type": "application/rss+xml"},
+             rss({"title": "Tripoli", "guid": "1"}).encode())
 
     feed_server.routes["/new"] = Route(handler=held)
     same = feed_server.serve("/same", b"", status=304)

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 from conftest import Workspace
-from servers import FeedServer, NotifySocket, Route, SmtpServer, free_port, rss
+from servers import FeedServer, NotifySocket, Route, SmtpServer, free_port, rss, send
 
 ARTICLE = {"title": "Haftar's forces push toward Tripoli", "guid": "1",
            "description": "Fighting near Tripoli, Libya."}
@@ -184,11 +184,7 @@ def test_sigterm_finishes_the_poll_in_flight_and_loses_nothing(
     def slow(h: BaseHTTPRequestHandler) -> None:
         arrived.set()
         release.wait(30)
-        h.send_response(200)
-        h.send_header("Content-Type", "application/rss+xml")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
+        send(h, 200, {"Content-Type": "application/rss+xml"}, body)
 
     feed_server.routes["/slow.xml"] = Route(handler=slow)
     port = free_port()
