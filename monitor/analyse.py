@@ -38,9 +38,9 @@ class NewMatch:
 
 class NewItem(NamedTuple):
     """A new entry as the store takes it. A tuple: a worker's answer holds thousands of
-    them, and the daemon unpickles each from a tuple of its values in C (``_item_of``),
-    with no Python call nor dictionary per item (a dataclass took a third of the
-    daemon's CPU for a worker's answer, and as much of the worker's to pickle)."""
+    them, and each is made from a tuple of its values in C (``_item_of``), in the
+    worker and again where the daemon unpickles the answer: no Python call nor
+    dictionary per item."""
 
     key: str
     guid: str | None
