@@ -3,13 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/monitor.toml
-# pip compiles the bytecode of what it installs, but not of an editable install: where
-# PYTHONDONTWRITEBYTECODE is set, every process (the daemon, each parse-worker template)
-# would compile monitor's sources again at import (a third of a template's start). Run
-# before the daemon, the tests and the benchmarks; recompiles only what changed.
-COMPILE := $(BIN)/python -m compileall -q monitor
 
-.PHONY: run test lint bench-fetch bench-match bench-cold bench-scale clean systemd-analyze chromium
+.PHONY: run test lint bench-fetch bench-match bench-cold bench-scale clean systemd-analyze chromium bytecode
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,15 +19,20 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# pip compiles the bytecode of what it installs, but not of an editable install: where
+# PYTHONDONTWRITEBYTECODE is set, every process (the daemon, each parse-worker template)
+# would compile monitor's sources again at import (a third of a template's start). The
+# daemon, the tests and the benchmarks depend on it; only what changed is compiled.
+bytecode: | $(BIN)/python
+	$(BIN)/python -m compileall -q monitor
+
 ## run: fresh machine -> migrated SQLite database, example config imported, daemon in the foreground
-run: $(VENV)/.installed
-	$(COMPILE)
+run: $(VENV)/.installed bytecode
 	$(BIN)/monitor --config $(CONFIG) migrate
 	$(BIN)/monitor --config $(CONFIG) run
 
 ## test: fresh machine -> the whole suite, then ruff and strict mypy
-test: $(VENV)/.installed-dev systemd-analyze chromium
-	$(COMPILE)
+test: $(VENV)/.installed-dev systemd-analyze chromium bytecode
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check monitor tests bench
 	$(BIN)/mypy
@@ -62,13 +62,11 @@ chromium:
 	$(call apt_install,test -x /usr/bin/chromium,chromium,the browser tests)
 
 ## bench-match: items/s of the matcher at 10, 1,000 and 10,000 rules (docs/performance.md)
-bench-match: $(VENV)/.installed-dev
-	$(COMPILE)
+bench-match: $(VENV)/.installed-dev bytecode
 	$(BIN)/python -m bench.matcher
 
 ## bench-cold: CPU per feed of each stage of a cold poll (parse, hand-off, match, store), no HTTP
-bench-cold: $(VENV)/.installed-dev
-	$(COMPILE)
+bench-cold: $(VENV)/.installed-dev bytecode
 	$(BIN)/python -m bench.cold_stages $(BENCH_ARGS)
 
 ## lint: ruff and strict mypy on the package
@@ -81,13 +79,11 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed $(VENV)/.installed-dev
 
 ## bench-fetch: poll cycles of 1,000 and 10,000 local feeds, monitor against reader
-bench-fetch: $(VENV)/.installed-bench
-	$(COMPILE)
+bench-fetch: $(VENV)/.installed-bench bytecode
 	$(BIN)/python -m bench.fetch_cycle $(BENCH_ARGS)
 
 ## bench-scale: poll cycles with 1, 2 and 4 workers sharing one PostgreSQL (MONITOR_TEST_PG_URL)
-bench-scale: $(VENV)/.installed-dev
-	$(COMPILE)
+bench-scale: $(VENV)/.installed-dev bytecode
 	$(BIN)/python -m bench.scale $(BENCH_ARGS)
 
 clean:
