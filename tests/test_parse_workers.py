@@ -9,6 +9,7 @@ import ipaddress
 import os
 import pickle
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -74,6 +75,16 @@ def parse_processes() -> tuple[int, int]:
     return workers, templates
 
 
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated SQLite store of the test's own: the workers are under test here, not
+    the backends (``engine`` runs on both)."""
+    engine = create(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(engine)
+    yield Store(engine)
+    engine.dispose()
+
+
 def running() -> int:
     """This process's parse workers, however started (``parse_processes``)."""
     return parse_processes()[0]
@@ -121,13 +132,10 @@ def test_a_parse_past_its_memory_fails_in_the_worker() -> None:
 
 
 def test_other_feeds_are_polled_while_one_feed_is_stuck_in_its_parse(
-        tmp_path: Path, feed_server: FeedServer) -> None:
+        store: Store, feed_server: FeedServer) -> None:
     slow_url = feed_server.serve("/slow", SLOW_AUTHOR)
     good = [feed_server.serve(f"/good{i}", rss({"title": f"Tripoli {i}", "guid": str(i)}))
             for i in range(3)]
-    engine = create(f"sqlite:///{tmp_path / 'm.db'}")
-    migrate(engine)
-    store = Store(engine)
     store.sync_feeds([(u, None, timedelta(minutes=5)) for u in [slow_url, *good]], NOW)
     feeds = {f.url: f for f in store.feeds()}
 
@@ -145,7 +153,6 @@ def test_other_feeds_are_polled_while_one_feed_is_stuck_in_its_parse(
     assert [r.ok for r in done] == [True] * 3
     assert not slow.ok and slow.error is not None and "parsing took longer" in slow.error
     assert {f.url: f.last_error for f in store.feeds()}[slow_url] == slow.error
-    engine.dispose()
 
 
 class BrokenAnalyser(Analyser):
@@ -156,7 +163,7 @@ class BrokenAnalyser(Analyser):
 
 
 def test_the_workers_match_with_the_watchlists_in_force(
-        tmp_path: Path, feed_server: FeedServer) -> None:
+        store: Store, feed_server: FeedServer) -> None:
     """Matching runs in the worker, which keeps the analyser it was sent: after a change
     of watchlists the next poll matches with the new ones, in the same worker."""
     libya = compile_watchlist(WatchlistSpec("libya", ("Tripoli",)))
@@ -165,9 +172,6 @@ def test_the_workers_match_with_the_watchlists_in_force(
     second = rss({"title": "Clashes in Tripoli", "guid": "1"},
                  {"title": "Haftar in Tripoli", "guid": "2"})
     url = feed_server.serve("/f", first)
-    engine = create(f"sqlite:///{tmp_path / 'm.db'}")
-    migrate(engine)
-    store = Store(engine)
     store.sync_feeds([(url, None, timedelta(minutes=5))], NOW)
     store.sync_watchlists({"libya": {}, "haftar": {}}, NOW)
 
@@ -189,7 +193,6 @@ def test_the_workers_match_with_the_watchlists_in_force(
     assert one.ok and one.counts.by_watchlist == {"libya": 1} and one.counts.alerts == 1
     # the known item is not stored again; the new one matches the new watchlists only
     assert two.ok and two.counts.new_items == 1 and two.counts.by_watchlist == {"haftar": 1}
-    engine.dispose()
 
 
 def test_a_bug_in_matching_in_the_worker_costs_that_feed_and_is_logged(
@@ -232,7 +235,7 @@ def test_the_first_parse_starts_every_worker_and_none_is_left_after() -> None:
 
 
 def test_a_feed_without_validators_has_the_workers_started_while_it_is_fetched(
-        tmp_path: Path, feed_server: FeedServer) -> None:
+        store: Store, feed_server: FeedServer) -> None:
     """Its answer will be a body to parse: the poller starts the workers as it fetches
     it, so their start runs beside the first fetches, not after the first body. A feed
     with an ETag, answered 304, starts none."""
@@ -249,9 +252,6 @@ def test_a_feed_without_validators_has_the_workers_started_while_it_is_fetched(
 
     feed_server.routes["/new"] = Route(handler=held)
     same = feed_server.serve("/same", b"", status=304)
-    engine = create(f"sqlite:///{tmp_path / 'm.db'}")
-    migrate(engine)
-    store = Store(engine)
     store.sync_feeds([(u, None, timedelta(minutes=5)) for u in (feed_server.url("/new"), same)],
                      NOW)
     feeds = {f.url: f for f in store.feeds()}
@@ -272,18 +272,14 @@ def test_a_feed_without_validators_has_the_workers_started_while_it_is_fetched(
     assert up == [2], "the workers were not started before the body was sent"
     assert new.ok and new.counts.new_items == 1
     assert parse_processes() == (0, 0)
-    engine.dispose()
 
 
 def test_only_a_feed_that_will_send_a_body_has_the_workers_started_ahead(
-        tmp_path: Path, feed_server: FeedServer, caplog: pytest.LogCaptureFixture) -> None:
+        store: Store, feed_server: FeedServer, caplog: pytest.LogCaptureFixture) -> None:
     """A feed with an ETag or a Last-Modified may be answered 304, and a failing feed
     may fail again: neither starts the workers ahead. A start that fails costs the
     poll nothing (logged); a closed pool starts no process."""
     url = feed_server.serve("/f", rss({"title": "Tripoli", "guid": "1"}))
-    engine = create(f"sqlite:///{tmp_path / 'm.db'}")
-    migrate(engine)
-    store = Store(engine)
     store.sync_feeds([(url, None, timedelta(minutes=5))], NOW)
     (feed,) = store.feeds()
     asked: list[str] = []
@@ -319,7 +315,6 @@ def test_only_a_feed_that_will_send_a_body_has_the_workers_started_ahead(
         return parse_processes()
 
     assert asyncio.run(closed()) == (0, 0)
-    engine.dispose()
 
 
 class UnloadableAnalyser(Analyser):
