@@ -425,10 +425,10 @@ class ParseWorkers:
 
     def prepare(self) -> None:
         """Start the workers now, unless some are up or starting (or the pool is
-        closed): the poller calls this before fetching a feed without validators, whose
-        body will come back whole. Their start (the template's imports) then runs while
-        the first feeds are fetched, not after the first body arrives. A round of 304s
-        never calls it, and starts no worker."""
+        closed): the poller calls this before fetching a feed without validators that
+        is not failing, whose body will come back whole. Their start (the template's
+        imports) then runs while the first feeds are fetched, not after the first body
+        arrives. A round of 304s never calls it, and starts no worker."""
         if self._closed or self._ready or self._starting:
             return
         # The template's interpreter starts here, on the loop's thread (a spawn, a few
